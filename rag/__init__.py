@@ -1,0 +1,30 @@
+"""Question answering over Chinese policy articles, offline.
+
+    from rag import KnowledgeBase, Document, answer
+    kb = KnowledgeBase("index")
+    kb.add(["data/articles"])
+    kb.answer("晋中有几家省级博士创新站").text   # '7家'
+
+Importing the package is cheap: models and indexes load on first use.
+"""
+
+import os
+
+# No request leaves the machine unless the user asks for it: these must be set before any
+# huggingface or gradio library is imported. A user may override them in the environment.
+for _key, _value in (("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
+                     ("GRADIO_ANALYTICS_ENABLED", "False"), ("TRANSFORMERS_OFFLINE", "1")):
+    os.environ.setdefault(_key, _value)
+
+from .errors import RagError  # noqa: E402
+from .types import Answer, Document, Passage, Span  # noqa: E402
+
+__all__ = ["KnowledgeBase", "Answer", "Passage", "Document", "Span", "RagError", "answer"]
+
+
+def __getattr__(name: str):
+    if name in ("KnowledgeBase", "answer"):
+        from . import knowledge_base
+
+        return getattr(knowledge_base, name)
+    raise AttributeError(f"module 'rag' has no attribute {name!r}")

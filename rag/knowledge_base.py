@@ -1,0 +1,520 @@
+"""The facade: open or create an index, add and remove documents, search and answer."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import ChunkSettings, chunk_text
+from .errors import DocumentError, QuestionError, RagError
+from .retrieval import MODES, FusionSettings, Hit
+from .retrieval import search as hybrid_search
+from .store import (
+    MANIFEST,
+    FORMAT_VERSION,
+    Snapshot,
+    WriteLock,
+    check_model,
+    empty_snapshot,
+    load_snapshot,
+    read_manifest,
+    write_generation,
+)
+from .types import Answer, Document, Passage
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+MAX_TOP_K = 100
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@dataclass
+class AddReport:
+    """What an add/index run did; ``failed`` holds (path, reason) for files that were not added."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{len(self.added)} added", f"{len(self.updated)} updated", f"{len(self.unchanged)} unchanged"]
+        if self.duplicates:
+            parts.append(f"{len(self.duplicates)} duplicates skipped")
+        if self.removed:
+            parts.append(f"{len(self.removed)} removed")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return f"{', '.join(parts)}; {self.chunks} chunks in {self.seconds:.1f} s"
+
+
+def clean_question(question: str) -> str:
+    """The question without control/zero-width characters; an unusable one is a QuestionError."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    text = unicodedata.normalize("NFC", _INVISIBLE.sub("", question)).strip()
+    if not text:
+        raise QuestionError("the question is empty; type a question such as 「晋中有几家省级博士创新站」")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. Ask a shorter question."
+        )
+    return text
+
+
+def check_top_k(top_k: int) -> int:
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
+        raise QuestionError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}")
+    return top_k
+
+
+def _sha(data: bytes | str, n: int = 64) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.sha256(raw).hexdigest()[:n]
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def retrieval_text(title: str, chunk: str) -> str:
+    """What the retrievers see: the chunk with its title as context."""
+    return chunk if not title or chunk.startswith(title) else f"{title}\n{chunk}"
+
+
+@dataclass
+class _Pending:
+    """Documents read and embedded but not yet committed."""
+
+    docs: list[tuple[Document, str | None]] = field(default_factory=list)  # (document, file hash)
+    replace: list[str] = field(default_factory=list)  # doc ids whose old rows go
+    chunk_rows: list[tuple[str, int, int, int]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.chunk_rows)
+
+
+class KnowledgeBase:
+    """A folder of Chinese articles, indexed for hybrid search and short answers.
+
+    ``KnowledgeBase("index")`` opens the index in ``index/`` or starts an empty one there;
+    it is written on the first ``add``. ``model`` names the embedding model (default: the
+    bundled multilingual-e5-small); opening an index built with another model is an
+    ``IndexMismatchError``.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike = "index",
+        model: str | None = None,
+        *,
+        chunk_size: int = 300,
+        chunk_overlap: int = 60,
+        tokenizer: str = "bigram",
+        fusion: FusionSettings | None = None,
+        reranker: str | None = None,
+        lock_timeout: float = 600.0,
+        commit_every: int = 2000,
+    ) -> None:
+        from .embedding import load_embedder
+
+        self.folder = Path(index_dir)
+        self.fusion = fusion or FusionSettings()
+        self.lock_timeout = lock_timeout
+        self.commit_every = commit_every
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._query_cache: dict[str, np.ndarray] = {}
+        manifest = read_manifest(self.folder)
+        if manifest is not None:
+            if model is not None:
+                check_model(self.folder, manifest, load_embedder(model).spec)
+            self.embedder = load_embedder(manifest["model"])
+            self._snap: Snapshot | None = load_snapshot(self.folder, manifest)
+        else:
+            self.embedder = load_embedder(model)
+            self._snap = None
+        settings = (manifest or {}).get("chunking") or {"size": chunk_size, "overlap": chunk_overlap}
+        self.chunking = ChunkSettings(**settings)
+        self.tokenizer = (manifest or {}).get("tokenizer", tokenizer)
+        self._reranker_spec = reranker
+        self._reranker = None
+        self._progress = False
+
+    # -- state -------------------------------------------------------------------------
+    def _current(self) -> Snapshot | None:
+        """The latest published generation, reloaded when another process wrote one."""
+        path = self.folder / MANIFEST
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return self._snap
+        snap = self._snap
+        if snap is None or mtime != snap.loaded_mtime:
+            with self._read_lock:
+                snap = self._snap
+                if snap is None or mtime != snap.loaded_mtime:
+                    manifest = read_manifest(self.folder)
+                    if snap is None or manifest["generation"] != snap.generation:
+                        snap = load_snapshot(self.folder, manifest)
+                    else:
+                        snap.loaded_mtime = mtime
+                    self._snap = snap
+        return snap
+
+    def _new_manifest(self) -> dict:
+        return {
+            "format": FORMAT_VERSION,
+            "model": self.embedder.spec,
+            "dim": int(self.embedder.dim),
+            "chunking": {"size": self.chunking.size, "overlap": self.chunking.overlap},
+            "tokenizer": self.tokenizer,
+            "generation": "",
+        }
+
+    # -- writing -----------------------------------------------------------------------
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike] | str | os.PathLike,
+        *,
+        prune: bool = False,
+        progress: bool = False,
+    ) -> AddReport:
+        """Index files and folders: new files are added, changed ones replaced, unchanged
+        ones skipped; with ``prune``, documents whose files are gone from the given folders
+        are removed. Unreadable files are reported in ``failed``; the rest are indexed."""
+        from .documents import iter_files, read_file
+
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        report = AddReport()
+        self._progress = progress
+        files: list[Path] = []
+        roots: list[Path] = []
+        for p in paths:
+            try:
+                found = list(iter_files([p]))
+            except DocumentError as exc:
+                report.failed.append((str(p), str(exc)))
+                continue
+            files.extend(found)
+            if Path(p).is_dir():
+                roots.append(Path(p).resolve())
+
+        def items():
+            for path in _progress(files, progress, "indexing"):
+                source = str(path.resolve())
+                try:
+                    fh = _file_hash(path)
+                    yield source, fh, (lambda path=path, source=source: _with_source(read_file(path), source))
+                except OSError as exc:
+                    report.failed.append((source, f"cannot read {path}: {exc.strerror or exc}"))
+
+        def prune_sources(known: dict[str, str]) -> list[str]:
+            if not prune:
+                return []
+            seen = {str(f.resolve()) for f in files}
+            return [
+                doc_id for source, doc_id in known.items()
+                if source not in seen and any(Path(source).is_relative_to(r) for r in roots)
+            ]
+
+        return self._ingest(items(), report, prune_sources)
+
+    def add_documents(self, documents: Sequence[Document]) -> AddReport:
+        """Index documents given as values (their ``source`` identifies them for updates)."""
+        def items():
+            for doc in documents:
+                if not isinstance(doc, Document):
+                    raise TypeError("add_documents takes Document values")
+                source = doc.source or f"document:{_sha(doc.text, 16)}"
+                yield source, None, (lambda doc=doc, source=source: _with_source(doc, source))
+
+        return self._ingest(items(), AddReport(), lambda known: [])
+
+    def remove(self, refs: Iterable[str]) -> list[str]:
+        """Remove documents by id or source path; returns the ids removed. Unknown ones raise."""
+        refs = [refs] if isinstance(refs, str) else list(refs)
+        with self._write_lock, WriteLock(self.folder, self.lock_timeout):
+            snap = self._current()
+            if snap is None:
+                raise RagError(f"{self.folder} holds no index yet; nothing to remove")
+            with snap.connect() as con:
+                found: dict[str, str] = {}
+                for ref in refs:
+                    row = con.execute(
+                        "SELECT id FROM documents WHERE id = ? OR source = ? OR source = ?",
+                        (ref, ref, str(Path(ref).resolve()) if ref else ref),
+                    ).fetchone()
+                    if row is None:
+                        raise RagError(f"no document {ref!r} in {self.folder}; `rag status` lists them")
+                    found[ref] = row[0]
+            pending = _Pending(replace=list(dict.fromkeys(found.values())))
+            self._commit(snap, pending)
+            return pending.replace
+
+    def _ingest(self, items, report: AddReport, prune_sources: Callable[[dict[str, str]], list[str]]) -> AddReport:
+        t0 = time.perf_counter()
+        with self._write_lock, WriteLock(self.folder, self.lock_timeout):
+            snap = self._current()
+            if snap is None:
+                snap = empty_snapshot(self.folder, self._new_manifest())
+            with snap.connect() as con:
+                known = {s: (i, fh, ch) for i, s, fh, ch in
+                         con.execute("SELECT id, source, file_hash, content_hash FROM documents")}
+            by_content = {ch: s for s, (_, _, ch) in known.items()}
+            pending = _Pending()
+            for source, file_hash, load in items:
+                old = known.get(source)
+                if old is not None and file_hash is not None and old[1] == file_hash:
+                    report.unchanged.append(source)
+                    continue
+                try:
+                    doc = load()
+                except DocumentError as exc:
+                    report.failed.append((source, str(exc)))
+                    log.warning("%s", exc)
+                    continue
+                content = _sha(doc.text)
+                if old is not None and old[2] == content:
+                    report.unchanged.append(source)
+                    continue
+                twin = by_content.get(content)
+                if twin is not None and twin != source:
+                    report.duplicates.append((source, twin))
+                    log.warning("%s has the same text as %s; skipped", source, twin)
+                    continue
+                doc_id = old[0] if old else (doc.doc_id or _sha(source, 16))
+                doc = replace(doc, doc_id=doc_id)
+                if old is not None:
+                    pending.replace.append(doc_id)
+                    report.updated.append(source)
+                else:
+                    report.added.append(source)
+                by_content[content] = source
+                self._prepare(pending, doc, file_hash)
+                if len(pending) >= self.commit_every:
+                    report.chunks += len(pending)
+                    snap = self._commit(snap, pending)
+                    pending = _Pending()
+            for doc_id in prune_sources({s: v[0] for s, v in known.items()}):
+                pending.replace.append(doc_id)
+                report.removed.append(doc_id)
+            report.chunks += len(pending)
+            if pending.docs or pending.replace or snap.generation == "":
+                self._commit(snap, pending)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None) -> None:
+        chunks = chunk_text(doc.text, doc.doc_id, self.chunking)
+        pending.docs.append((doc, file_hash))
+        pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end) for c in chunks)
+        pending.texts.extend(retrieval_text(doc.title, c.text) for c in chunks)
+
+    def _commit(self, snap: Snapshot, pending: _Pending) -> Snapshot:
+        import faiss
+
+        vectors = faiss.clone_index(snap.vectors)
+        bm25 = copy.copy(snap.bm25)
+        with snap.connect() as con:
+            old_ids = np.array(
+                [r[0] for doc_id in pending.replace
+                 for r in con.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))], np.int64)
+        if len(old_ids):
+            vectors.remove_ids(old_ids)
+            bm25.remove(old_ids)
+        new_ids = np.arange(bm25.size, bm25.size + len(pending.chunk_rows), dtype=np.int64)
+        if len(new_ids):
+            embedded = self.embedder.embed_passages(pending.texts, progress=self._progress)
+            vectors.add_with_ids(np.asarray(embedded, np.float32), new_ids)
+            bm25.add(new_ids, pending.texts)
+        now = time.strftime("%Y-%m-%dT%H:%M:%S")
+
+        def changes(con: sqlite3.Connection) -> None:
+            for doc_id in pending.replace:
+                con.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+                con.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            counts: dict[str, int] = {}
+            for doc_id, *_ in pending.chunk_rows:
+                counts[doc_id] = counts.get(doc_id, 0) + 1
+            con.executemany(
+                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(d.doc_id, d.title, d.source, d.published, json.dumps(dict(d.meta or {}), ensure_ascii=False), d.text, _sha(d.text), fh, now,
+                  counts.get(d.doc_id, 0)) for d, fh in pending.docs],
+            )
+            con.executemany(
+                'INSERT INTO chunks (id, doc_id, idx, start, "end") VALUES (?,?,?,?,?)',
+                [(int(i), *row) for i, row in zip(new_ids, pending.chunk_rows)],
+            )
+
+        new = write_generation(snap, vectors, bm25, changes)
+        self._snap = new
+        self._query_cache.clear()
+        return new
+
+    # -- reading -----------------------------------------------------------------------
+    def _query_vector(self, question: str) -> np.ndarray:
+        vec = self._query_cache.get(question)
+        if vec is None:
+            vec = self.embedder.embed_query(question)
+            if len(self._query_cache) > 256:
+                self._query_cache.clear()
+            self._query_cache[question] = vec
+        return vec
+
+    def search(self, question: str, top_k: int = 5, mode: str = "hybrid") -> list[Passage]:
+        """The ``top_k`` passages that best match ``question``, best first."""
+        question = clean_question(question)
+        check_top_k(top_k)
+        if mode not in MODES:
+            raise QuestionError(f"mode must be one of {', '.join(MODES)}")
+        snap = self._current()
+        if snap is None or snap.stats.get("chunks", 0) == 0:
+            return []
+        qvec = self._query_vector(question) if mode != "bm25" else None
+        pool = max(top_k, self.fusion.pool)
+        hits = hybrid_search(snap, question, qvec, pool if self._reranker_spec else top_k, mode, self.fusion)
+        passages = _passages(snap, hits)
+        if self._reranker_spec and passages:
+            passages = self._rerank(question, passages)
+        return passages[:top_k]
+
+    def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
+        from .retrieval import CrossEncoderReranker
+
+        if self._reranker is None:
+            self._reranker = CrossEncoderReranker(self._reranker_spec)
+        return self._reranker.rerank(question, passages)
+
+    def answer(self, question: str, top_k: int = 5) -> Answer:
+        """The short answer to ``question`` with its evidence; ``text`` is None when the
+        knowledge base holds nothing relevant (the closest passages are still returned)."""
+        from .extraction import extract_answer
+
+        question = clean_question(question)
+        passages = self.search(question, top_k=top_k)
+        span = extract_answer(question, passages) if passages else None
+        if span is None:
+            return Answer(question, None, tuple(passages), 0.0)
+        source = passages[span.passage].text
+        return Answer(
+            question,
+            span.text,
+            tuple(passages),
+            confidence=float(span.score),
+            span=span,
+            evidence=source[span.sentence_start:span.sentence_end],
+        )
+
+    def documents(self) -> list[dict]:
+        """One row per document: id, title, source, published, chunks, added."""
+        snap = self._current()
+        if snap is None or not snap.generation:
+            return []
+        with snap.connect() as con:
+            rows = con.execute(
+                "SELECT id, title, source, published, chunk_count, added_at FROM documents ORDER BY added_at, source"
+            ).fetchall()
+        keys = ("doc_id", "title", "source", "published", "chunks", "added_at")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def document(self, doc_id: str) -> Document:
+        """The stored, cleaned document ``doc_id``."""
+        snap = self._current()
+        row = None
+        if snap is not None and snap.generation:
+            with snap.connect() as con:
+                row = con.execute(
+                    "SELECT title, text, source, published, meta, id FROM documents WHERE id = ?", (doc_id,)
+                ).fetchone()
+        if row is None:
+            raise RagError(f"no document {doc_id!r} in {self.folder}")
+        return Document(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+
+    def stats(self) -> dict:
+        """Documents, chunks, model, size on disk and last update."""
+        snap = self._current()
+        manifest = snap.manifest if snap else self._new_manifest()
+        size = sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file()) if self.folder.exists() else 0
+        return {
+            "index_dir": str(self.folder),
+            "documents": snap.stats.get("documents", 0) if snap else 0,
+            "chunks": snap.stats.get("chunks", 0) if snap else 0,
+            "model": manifest["model"],
+            "dim": manifest["dim"],
+            "tokenizer": manifest["tokenizer"],
+            "chunking": manifest["chunking"],
+            "bytes_on_disk": size,
+            "updated_at": manifest.get("updated_at"),
+        }
+
+
+def _passages(snap: Snapshot, hits: list[Hit]) -> list[Passage]:
+    if not hits:
+        return []
+    ids = [h.chunk_id for h in hits]
+    with snap.connect() as con:
+        rows = {
+            r[0]: r[1:]
+            for r in con.execute(
+                'SELECT c.id, c.doc_id, c.start, c."end", d.title, d.source, d.published, '
+                'substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id '
+                f"WHERE c.id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+        }
+    out = []
+    for h in hits:
+        if h.chunk_id not in rows:
+            continue
+        doc_id, start, end, title, source, published, text = rows[h.chunk_id]
+        out.append(Passage(text, title, source, published, h.score, doc_id, start, end, h.chunk_id, h.dense, h.lexical))
+    return out
+
+
+def _progress(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file")
+
+
+def _with_source(doc: Document, source: str) -> Document:
+    return replace(doc, source=source)
+
+
+def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5) -> Answer:
+    """Answer ``question`` from the index in ``index_dir`` (opened once per folder and reused)."""
+    key = str(Path(index_dir).resolve())
+    kb = _OPEN.get(key)
+    if kb is None:
+        kb = _OPEN.setdefault(key, KnowledgeBase(index_dir))
+    return kb.answer(question, top_k=top_k)
+
+
+_OPEN: dict[str, KnowledgeBase] = {}
