@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import ChunkSettings, chunk_text
-from .errors import DocumentError, QuestionError, RagError
+from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
 from .retrieval import MODES, FusionSettings, Hit
 from .retrieval import search as hybrid_search
 from .store import (
-    MANIFEST,
     FORMAT_VERSION,
+    MANIFEST,
     Snapshot,
     WriteLock,
     check_model,
@@ -177,13 +177,24 @@ class KnowledgeBase:
             with self._read_lock:
                 snap = self._snap
                 if snap is None or mtime != snap.loaded_mtime:
-                    manifest = read_manifest(self.folder)
-                    if snap is None or manifest["generation"] != snap.generation:
-                        snap = load_snapshot(self.folder, manifest)
-                    else:
-                        snap.loaded_mtime = mtime
+                    snap = self._load_latest(snap)
                     self._snap = snap
         return snap
+
+    def _load_latest(self, snap: Snapshot | None) -> Snapshot:
+        """Load the generation the manifest names. A writer may replace it while we read;
+        then the manifest has moved on and we follow it."""
+        for attempt in range(3):
+            manifest = read_manifest(self.folder)
+            if snap is not None and manifest["generation"] == snap.generation:
+                snap.loaded_mtime = (self.folder / MANIFEST).stat().st_mtime
+                return snap
+            try:
+                return load_snapshot(self.folder, manifest)
+            except IndexCorruptError:
+                if attempt == 2 or read_manifest(self.folder)["generation"] == manifest["generation"]:
+                    raise
+        raise AssertionError("unreachable")
 
     def _new_manifest(self) -> dict:
         return {

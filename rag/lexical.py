@@ -30,10 +30,7 @@ _LATIN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 _WORD_FLAG = np.int64(1) << np.int64(62)  # word keys live above every character key
 # Question words and particles carry no content; queries are split at them so that no
 # bigram spans one (「晋中有几家」 gives 晋中/中有 and 家, not 有几/几家).
-QUESTION_WORDS = (
-    "请问 是什么 什么样 什么 为什么 怎么样 怎么 怎样 如何 哪些 哪里 哪儿 哪个 哪位 哪年 哪天 哪一年 "
-    "哪 多少 多久 多长 多大 几 是谁 谁 何时 何地 何处 是否 是不是 有没有 吗 呢 吧 么"
-).split()
+QUESTION_WORDS = ["请问", "是什么", "什么样", "什么", "为什么", "怎么样", "怎么", "怎样", "如何", "哪些", "哪里", "哪儿", "哪个", "哪位", "哪年", "哪天", "哪一年", "哪", "多少", "多久", "多长", "多大", "几", "是谁", "谁", "何时", "何地", "何处", "是否", "是不是", "有没有", "吗", "呢", "吧", "么"]
 _QUESTION_RE = re.compile("|".join(sorted(map(re.escape, QUESTION_WORDS), key=len, reverse=True)))
 _CJK_RANGES = ((0x3400, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FFFF))
 

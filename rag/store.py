@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError
 from .lexical import BM25Index
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class WriteLock:
         self.timeout = timeout
         self._lock = FileLock(str(folder / ".lock"))
 
-    def __enter__(self) -> WriteLock:
+    def __enter__(self) -> Self:
         from filelock import Timeout
 
         try:

@@ -1,0 +1,939 @@
+"""Rule-based answer-span extraction from ranked Chinese passages.
+
+No neural reader is available offline, so the extractor works with what a careful reader
+would use:
+
+1. **Question analysis** (:func:`_analyze`): the question type, the question word (wh)
+   and the measure word it asks for, the left and right context around it and the key
+   terms (jieba words minus stop words) with rarity weights from jieba's dictionary.
+2. **Sentence scoring**: every passage is split into sentences and clauses with offsets;
+   a sentence scores by the weighted key terms it holds, character-bigram overlap, the
+   key terms its passage (or title) holds, a penalty when the passage lacks a named
+   entity of the question, and a small prior for the passage rank.
+3. **Candidates by type** in the best sentences: numbers with units (count), person
+   names (who), places, organisations and lists (where), dates (when) and the text that
+   fills the slot between the question's left and right contexts (what / other).
+4. **Candidate scoring**: sentence score, proximity to the key terms inside the same
+   clause, alignment with the question's left/right context (「…7家省级博士创新站」 for
+   「几家省级博士创新站」) and how well the candidate fits what was asked (家 for 几家).
+
+All matching runs on :func:`rag.textnorm.normalize_aligned` text, which keeps offsets,
+so every span is cut out of the original passage text exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .textnorm import normalize_aligned
+from .types import Passage, Span
+
+__all__ = ["extract_answer", "question_type"]
+
+# --------------------------------------------------------------------------------------
+# Question words
+# --------------------------------------------------------------------------------------
+
+_WHEN_RE = re.compile(
+    r"什么时候|什么时间|什么时期|什么年代|什么日子|何时|何年|何月|何日|哪一?个?年代|哪个时期|哪个朝代"
+    r"|哪一?年|哪一?天|哪一?日|哪个月|几月几[日号]|几月份?|几[日号]|几点|几时"
+)
+_WHO_RE = re.compile(r"谁|哪一?位|何人|什么人")
+_WHY_HOW_RE = re.compile(r"为什么|为何|为啥|怎么|怎样|如何|什么原因|何故")
+_KIND_RE = re.compile(r"哪一?[种类样]|什么[种类样]")
+_COUNT_RE = re.compile(
+    r"百分之几|百分之多少|多少倍|多少钱|多少|第几|几(?!乎|何|经|率)|多[大高长重深远久宽厚快粗少]"
+)
+_WHERE_RE = re.compile(
+    r"哪里|哪儿|哪些|在哪|何处|何地|何方|什么地方|什么位置|什么地点|什么地区|哪一?[个家所座条省市县区国州城镇乡村洲支部间]?"
+)
+_WHAT_RE = re.compile(r"什么|甚么|啥|(?<![任如为几奈])何")
+# Questions without a question word, recognised by how they end.
+_COUNT_TAIL_RE = re.compile(
+    r"(?:数量|数目|人数|总数|个数|总额|金额|规模|比例|比重|面积|总量|增幅|增速|多少)$"
+)
+_WHEN_TAIL_RE = re.compile(r"(?:时间|日期|年份|时候)$")
+_WHERE_TAIL_RE = re.compile(r"(?:地点|位置|地址|所在地|地方)$")
+
+_NAME_ASK_RE = re.compile(r"叫什么|名字|姓名|名叫|称作什么|称为什么")
+_TRAILING_PUNCT_RE = re.compile(r"[\s?？!！。.,，;；:：~～…、\"'“”」』]+$")
+_LEADING_Q_RE = re.compile(r"^(?:请问|请告诉我|请|问|我想知道|想知道|你知道)[,:，：\s]*")
+
+# Measure words / units, longest first. Families let 「多少钱」 prefer 元 and 「多高」 米.
+_UNIT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "area": ("km2", "km²", "m2", "m²", "平方公里", "平方千米", "平方米", "平方英里", "平方英尺", "公顷", "亩"),
+    "money": (
+        "亿美元", "万美元", "美元", "亿元", "万元", "千元", "元", "欧元", "英镑", "日元", "港元",
+        "港币", "人民币", "块钱", "块", "角",
+    ),
+    "length": (
+        "km", "cm", "mm", "m", "ft", "mi", "公里", "千米", "公尺", "厘米", "公分", "毫米", "英里", "英尺", "英寸", "海里", "米", "尺", "寸", "里",
+    ),
+    "weight": ("kg", "千克", "公斤", "吨", "克", "斤", "磅"),
+    "time": ("个小时", "小时", "分钟", "个月", "星期", "年", "月", "天", "日", "周", "秒"),
+    "age": ("周岁", "岁"),
+    "percent": ("%", "‰", "个百分点", "成"),
+    "power": ("匹马力", "马力", "万千瓦", "千瓦", "兆瓦", "瓦", "千伏", "伏"),
+    "temperature": ("°c", "℃", "度"),
+    "speed": ("km/h", "公里/小时", "千米/小时", "米/秒", "m/s", "mph"),
+    "generic": (
+        "人次", "万人", "个", "家", "人", "名", "位", "所", "场", "项", "次", "件", "条", "座", "台", "辆",
+        "架", "艘", "套", "种", "类", "批", "届", "期", "支", "队", "部", "本", "篇", "首", "张", "幅",
+        "集", "层", "栋", "户", "处", "间", "票", "分", "倍", "头", "只", "株", "棵", "枚", "颗", "份",
+        "门", "节", "轮", "季", "所", "例", "起", "亿", "万", "千", "百", "世纪", "代", "级", "股", "册",
+        "卷", "章", "回", "组", "对", "双", "片", "块", "幢", "话", "任", "品", "部分", "首歌", "号", "路", "线",
+        "辑", "站", "关", "局", "盘", "球", "席",
+    ),
+}
+_UNIT_FAMILY: dict[str, str] = {}
+for _fam, _units in _UNIT_FAMILIES.items():
+    for _u in _units:
+        _UNIT_FAMILY.setdefault(_u, _fam)
+_UNITS = sorted(_UNIT_FAMILY, key=len, reverse=True)
+_UNIT_ALT = "|".join(re.escape(u) for u in _UNITS)
+_UNIT_AT_RE = re.compile(rf"(?:{_UNIT_ALT})")
+# Adjective after 多 in 「多高」 etc. -> expected unit family.
+_ADJ_FAMILY = {
+    "高": "length", "长": "length", "深": "length", "远": "length", "宽": "length", "厚": "length",
+    "粗": "length", "重": "weight", "久": "time", "大": "",
+}
+
+_CN_DIGITS = "零〇一二两三四五六七八九十百千万亿"
+_ARABIC = r"\d+(?:,\d{3})*(?:\.\d+)?"
+_CN_NUM = rf"[{_CN_DIGITS}]+(?:点[零〇一二三四五六七八九]+)?"
+_RANGE_SEP = r"\s?[-~～至到—–]\s?"
+_ARABIC_COUNT_RE = re.compile(
+    rf"(?<![\d.a-z])(?:第|[$¥￥€£]|hk\$|us\$)?-?{_ARABIC}(?:{_RANGE_SEP}{_ARABIC})?[万亿千百]{{0,2}}(?:多|余|来)?"
+    rf"\s?(?:{_UNIT_ALT})?(?![\d])"
+)
+_CN_COUNT_RE = re.compile(
+    rf"(?:第)?{_CN_NUM}(?:{_RANGE_SEP}{_CN_NUM})?(?:多|余|来)?(?:{_UNIT_ALT})|第[{_CN_DIGITS}]+"
+)
+_CN_ARTICLE_RE = re.compile(r"一\w|十分|万分|百分|千万|万一|一\w\w")
+_PERCENT_RE = re.compile(rf"百分之(?:{_ARABIC}|{_CN_NUM})")
+
+_ERAS = (
+    "民国|顺治|康熙|雍正|乾隆|嘉庆|道光|咸丰|同治|光绪|宣统|洪武|永乐|嘉靖|万历|崇祯|天启|贞观|开元|天宝"
+    "|明治|大正|昭和|平成|令和"
+)
+_DATE_RE = re.compile(
+    rf"[清明唐宋元汉]?(?:{_ERAS})(?:元|[一二三四五六七八九十]{{1,3}})年(?:[一二三四五六七八九十]{{1,2}}月)?"
+    r"|(?:西元|公元)前?[一二三四五六七八九十]{1,3}世纪(?:初|中叶|中期|末|上半叶|下半叶)?"
+    r"|(?:公元前?|西元前?|前)?(?:\d{1,4}|[〇零一二三四五六七八九]{2,4})\s?年代?(?:初|中期|中|末期|末|后期|前期)?"
+    r"(?:\s?\d{1,2}\s?月(?:\s?\d{1,2}\s?[日号])?)?(?:上半年|下半年|初|底|末)?"
+    r"|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
+    r"|\d{1,2}\s?月\s?\d{1,2}\s?[日号]"
+    r"|(?:\d{1,2}|[一二三四五六七八九十]{1,3})月(?:份|初|中旬|上旬|下旬|底)?"
+    r"|\d{1,2}世纪(?:\d0年代)?(?:初|中叶|中期|末|上半叶|下半叶)?"
+    r"|[一二三四五六七八九十]{1,3}世纪(?:初|中叶|中期|末|上半叶|下半叶)?"
+    r"|今年|去年|明年|前年|上半年|下半年|年初|年底|年末|近年来|近日|日前|当天|当日|次日|同年"
+)
+_YEAR_IN_DATE_RE = re.compile(rf"[清明唐宋元汉]?(?:{_ERAS})(?:元|[一二三四五六七八九十]{{1,3}})年|(?:公元前?|西元前?|前)?(?:\d{1,4}|[〇零一二三四五六七八九]{2,4})\s?年")
+
+_TITLE_RE = re.compile(r"《[^《》\n]{1,40}》|「[^「」\n]{1,30}」|“[^“”\n]{1,30}”|\"[^\"\n]{1,30}\"")
+_FOREIGN_NAME_RE = re.compile(r"[\u4e00-\u9fff]{1,8}(?:[·•・][\u4e00-\u9fff]{1,8})+")
+_TITLE_NAME_RE = re.compile(
+    r"(?:局长|主任|书记|市长|省长|县长|区长|镇长|村长|部长|厅长|主席|总理|校长|院长|董事长|总经理|经理"
+    r"|教授|研究员|专家|会长|社长|主编|导演|作者|所长|处长|科长|站长|队长|组长|委员|代表|负责人|工程师)"
+    r"([\u4e00-\u9fff]{2,3}?)(?=说|表示|指出|介绍|强调|认为|称|告诉|提出|坦言|透露|解释|[,:(])"
+)
+_PLACE_SUFFIX_RE = re.compile(
+    r"(?:省|市|县|区|镇|乡|村|州|国|岛|山|河|湖|江|海|街|路|局|委|厅|部|院|校|中心|公司|集团|大学|学院"
+    r"|医院|馆|园|所|办|会|署|站|港|湾|城|营|洲|镇|社区|基地|平台|库|室|团|庄|寺|宫|殿|楼|桥)$"
+)
+
+_SENT_SPLIT_RE = re.compile(r"[。!?;\n]+")
+_CLAUSE_SPLIT_RE = re.compile(r"(?<!\d),|,(?!\d{3}(?!\d))|(?<!\d):|:(?!\d)")
+_HAN_OR_ALNUM_RE = re.compile(r"[\u4e00-\u9fff0-9a-z]")
+_EDGE_TRIM = " \t\r\n,.;:!?'\"、()[]{}<>…—-~·。，；：！？（）【】"
+_SLOT_LEAD_TRIM_RE = re.compile(r"(?:是|为|乃|即|有|在|于|了|的|叫做?|称为|名为|位于|共有|共|约|达|以)")
+_SLOT_TAIL_TRIM_RE = re.compile(r"(?:的|了|是|等|之一|说|表示|指出|介绍|强调|认为|称)$")
+
+_STOP_WORDS = frozenset(
+    """
+    的 了 是 有 在 和 与 及 也 都 就 被 把 对 从 到 于 为 以 而 或 吗 呢 吧 啊 呀 嘛 个 这 那 其 该 此 之 等
+    中 上 下 内 一 共 一共 总共 大约 约 分别 请问 请 告诉 我 你 他 她 它 们 我们 你们 他们 什么 哪 几 多少 谁 何
+    具体 目前 现在 主要 哪些 如何 怎么 能 会 要 可以 可 需要 已经 曾 曾经 还 又 再 很 最 叫 叫做 称 称为 得 地
+    着 过 给 让 使 将 所 并 且 但 如果 因为 所以 由 向 跟 同 当 时 年 第 多 少 大 是否 有没有 吗? 么 甚么 啥 怎样
+    为什么 为何 哪里 哪儿 哪个 哪位 哪一 哪家 什么样 多大 多久 多长 多高 一下 知道 想 问 是不是 其中 之中
+    """.split()
+)
+_CONNECTORS = frozenset({"、", "和", "及", "与", "以及", "或", "或者", "、和"})
+
+_MIN_COVERAGE = 0.3  # below this share of the question's key-term weight: abstain
+_MIN_CONFIDENCE = 0.2
+_TOP_SENTENCES = 6  # sentences searched for slot-filling and clause answers
+_MAX_SENTENCES = 40  # sentences searched for typed (regex) candidates
+_MIN_RELATIVE = 0.3  # ... as long as they score at least this share of the best one
+_TOP_TAGGED = 3  # sentences run through jieba.posseg (slow) for who/where
+_MAX_SLOT = 40  # longest slot-filling answer, in characters
+
+
+# --------------------------------------------------------------------------------------
+# jieba, loaded lazily
+# --------------------------------------------------------------------------------------
+
+_jieba_lock = threading.Lock()
+_jieba_ready = False
+
+
+def _jieba():
+    """The jieba module, initialised once with its log output silenced."""
+    global _jieba_ready
+    import jieba
+
+    if not _jieba_ready:
+        with _jieba_lock:
+            if not _jieba_ready:
+                import logging
+
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba_ready = True
+    return jieba
+
+
+def _posseg(text: str) -> list[tuple[str, str]]:
+    """Words with their part-of-speech tags."""
+    _jieba()
+    import jieba.posseg as pseg
+
+    return [(p.word, p.flag) for p in pseg.lcut(text)]
+
+
+@lru_cache(maxsize=65536)
+def _term_weight(word: str) -> float:
+    """Rarity weight of a word: inverse document frequency from jieba's dictionary."""
+    jb = _jieba()
+    freq = jb.dt.FREQ.get(word, 0)
+    idf = math.log(jb.dt.total / (freq + 1))
+    w = min(max(idf - 4.0, 1.0), 12.0)
+    if len(word) == 1:
+        w *= 0.5
+    return w
+
+
+# --------------------------------------------------------------------------------------
+# Question analysis
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Question:
+    """What the extractor needs to know about a question (all text normalized)."""
+
+    text: str
+    qtype: str
+    wh: str  # question word found ("" when none)
+    unit: str  # measure word asked for (「几家」 -> 家), "" when none
+    unit_family: str  # expected unit family, "" when any
+    left: str  # context before the question word, function words trimmed
+    right: str  # context after the question word (and its unit), trimmed
+    head: str  # noun right after a which-word (「哪个县」 -> 县)
+    terms: tuple[tuple[str, float], ...]  # key terms with weights
+    entities: tuple[str, ...]  # key terms that name something (places, people, numbers)
+    bigrams: frozenset[str]
+    wants_year: bool = False
+    wants_day: bool = False
+    wants_list: bool = False
+    ordinal: bool = False
+    wants_name: bool = False  # 「叫什么」: a name, though not necessarily a person's
+    attribute: str = ""  # measured property (「多高」 -> 高, 「碑高多少」 -> 高)
+    chars: frozenset[str] = frozenset()  # content characters of the question
+
+
+def _clean_question(question: str) -> str:
+    q = normalize_aligned(question or "").strip()
+    q = _LEADING_Q_RE.sub("", q)
+    q = _TRAILING_PUNCT_RE.sub("", q)
+    return q[:300]
+
+
+def _classify(q: str) -> tuple[str, re.Match[str] | None]:
+    """Question type and the match of its question word (None when there is none)."""
+    m = _WHEN_RE.search(q)
+    if m:
+        return "when", m
+    m = _WHO_RE.search(q)
+    if m:
+        return "who", m
+    m = _WHY_HOW_RE.search(q)
+    if m:
+        return "other", m
+    m = _KIND_RE.search(q)
+    if m:
+        return "what", m
+    m = _COUNT_RE.search(q)
+    if m:
+        return "count", m
+    m = _WHERE_RE.search(q)
+    if m:
+        return "where", m
+    m = _WHAT_RE.search(q)
+    if m:
+        return "what", m
+    for qtype, tail in (("count", _COUNT_TAIL_RE), ("when", _WHEN_TAIL_RE), ("where", _WHERE_TAIL_RE)):
+        m = tail.search(q)
+        if m:
+            return qtype, m
+    return "other", None
+
+
+def question_type(question: str) -> str:
+    """Classify a question: ``count``, ``who``, ``where``, ``when``, ``what`` or ``other``."""
+    return _classify(_clean_question(question))[0]
+
+
+_LEFT_TRIM_RE = re.compile(
+    r"(?:是在|是于|是由|是|有|为|在|于|的|了|共有|一共有|总共有|共|约|达到?|大约|大概|将|会|叫做?|名叫|称为|名为)+$"
+)
+_RIGHT_TRIM_RE = re.compile(r"(?:的|了|呢|吗|呀|啊|吧)+$")
+
+
+def _key_terms(text: str) -> list[tuple[str, str]]:
+    """Content words of a piece of question text, with their POS tags."""
+    out = []
+    for word, flag in _posseg(text):
+        w = word.strip()
+        if not w or w in _STOP_WORDS or not _HAN_OR_ALNUM_RE.search(w):
+            continue
+        if len(w) == 1 and flag in {"p", "u", "uj", "ul", "c", "r", "d", "y", "f", "q"}:
+            continue
+        out.append((w, flag))
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _analyze(question: str) -> _Question:
+    """Parse a question into type, contexts and weighted key terms."""
+    q = _clean_question(question)
+    qtype, m = _classify(q)
+    wh, unit, family, head = "", "", "", ""
+    wants_year = wants_day = wants_list = ordinal = False
+    if m is not None:
+        wh = m.group(0)
+        left, right = q[: m.start()], q[m.end() :]
+        if qtype == "count":
+            ordinal = wh == "第几"
+            if wh.startswith("多") and len(wh) == 2 and wh[1] in _ADJ_FAMILY:
+                family = _ADJ_FAMILY[wh[1]]
+                if wh == "多大" and right.startswith(("年纪", "岁")):
+                    family = "age"
+            elif wh == "多少钱":
+                family = "money"
+            elif wh.startswith("百分之") or re.search(r"比例|比重|百分比|增幅|增速|率$", q):
+                family = "percent"
+            um = _UNIT_AT_RE.match(right)
+            if um and m.end() < len(q):
+                unit = um.group(0)
+                family = family or _UNIT_FAMILY.get(unit, "")
+                right = right[um.end() :]
+            if right.startswith(("时间", "长时间")):
+                family = "time"
+        elif qtype == "when":
+            wants_year = "年" in wh and "年代" not in wh
+            wants_day = bool(re.search(r"天|日|号", wh))
+        elif qtype == "where":
+            wants_list = wh == "哪些"
+            if wh.startswith("哪") and len(wh) <= 3:
+                hm = re.match(r"[\u4e00-\u9fff]{1,4}", right)
+                if hm:
+                    head_words = _jieba().lcut(hm.group(0))
+                    head = head_words[0] if head_words else ""
+                if len(wh) == 2 and wh[1] in "家所座条省市县区国州城镇乡村洲支部间":
+                    head = head or wh[1]
+                if head and right.startswith(head):
+                    right = right[len(head) :]
+    else:
+        left, right = q, ""
+    left = _LEFT_TRIM_RE.sub("", left.strip(_EDGE_TRIM))
+    right = _RIGHT_TRIM_RE.sub("", right.strip(_EDGE_TRIM)).strip(_EDGE_TRIM)
+    if qtype == "count" and not right and wh and not wh.startswith(("几", "多", "第", "百分")):
+        # 「晋中省级博士创新站数量」: the thing counted is what precedes the trigger.
+        right = left
+    tagged = _key_terms(left) + _key_terms(right) if left != right else _key_terms(left)
+    terms: dict[str, float] = {}
+    entities: list[str] = []
+    for word, flag in tagged:
+        if word in terms:
+            continue
+        terms[word] = _term_weight(word)
+        if (flag.startswith(("ns", "nr", "nt", "nz")) or flag == "eng" or any(c.isdigit() for c in word)) and len(
+            word
+        ) >= 2:
+            entities.append(word)
+    content = re.sub(r"[^\u4e00-\u9fff0-9a-z]", "", left + right)
+    attribute = ""
+    if qtype == "count":
+        if len(wh) == 2 and wh[0] == "多" and wh[1] in _ADJ_FAMILY:
+            attribute = wh[1]
+        elif left and left[-1] in _ADJ_FAMILY:
+            attribute = left[-1]
+    bigrams = frozenset(content[i : i + 2] for i in range(len(content) - 1))
+    return _Question(
+        text=q,
+        qtype=qtype,
+        wh=wh,
+        unit=unit,
+        unit_family=family,
+        left=left,
+        right=right,
+        head=head,
+        terms=tuple(terms.items()),
+        entities=tuple(entities),
+        bigrams=bigrams,
+        wants_year=wants_year,
+        wants_day=wants_day,
+        wants_list=wants_list,
+        ordinal=ordinal,
+        wants_name=qtype == "what" and bool(_NAME_ASK_RE.search(q)),
+        attribute=attribute,
+        chars=frozenset(c for c in content if c not in _STOP_WORDS and not c.isdigit()),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Sentences
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sentence:
+    """A sentence of a passage, with its clauses and match features."""
+
+    passage: int
+    start: int
+    end: int
+    text: str  # normalized text of [start, end)
+    clauses: list[tuple[int, int]]  # passage offsets
+    score: float = 0.0
+    coverage: float = 0.0
+    hits: list[tuple[int, int, float]] = field(default_factory=list)  # term occurrences (passage offsets)
+
+
+def _split_sentences(norm: str, passage: int) -> list[_Sentence]:
+    """Sentences (ending at 。!?; or a line break) with their clauses, passage offsets."""
+    out: list[_Sentence] = []
+    pos = 0
+    bounds = [m.end() for m in _SENT_SPLIT_RE.finditer(norm)]
+    if not bounds or bounds[-1] != len(norm):
+        bounds.append(len(norm))
+    for end in bounds:
+        start = pos
+        pos = end
+        while start < end and norm[start].isspace():
+            start += 1
+        stop = end
+        while stop > start and norm[stop - 1].isspace():
+            stop -= 1
+        if stop - start < 2 or not _HAN_OR_ALNUM_RE.search(norm, start, stop):
+            continue
+        text = norm[start:stop]
+        clauses = []
+        cpos = 0
+        for cm in _CLAUSE_SPLIT_RE.finditer(text):
+            clauses.append((start + cpos, start + cm.start()))
+            cpos = cm.end()
+        clauses.append((start + cpos, stop))
+        out.append(_Sentence(passage, start, stop, text, [c for c in clauses if c[1] > c[0]] or [(start, stop)]))
+    return out
+
+
+def _score_sentences(q: _Question, norms: list[str], titles: list[str]) -> list[_Sentence]:
+    """All sentences of all passages, scored against the question, best first.
+
+    ``coverage`` is the share of the question's key-term weight found (in the sentence,
+    the sentence before it, the passage and its title): it decides abstention. ``score``
+    ranks sentences; there a term's weight is scaled down when many sentences hold it
+    (the article's subject says little about which of its sentences answers).
+    """
+    total_w = sum(w for _, w in q.terms) or 1.0
+    per_passage: list[tuple[list[_Sentence], list[set[str]], float, float, float]] = []
+    df: dict[str, int] = {}
+    n_sent = 0
+    for pi, norm in enumerate(norms):
+        context = norm + "\n" + titles[pi]
+        present = {t for t, _ in q.terms if t in context}
+        pass_cov = sum(w for t, w in q.terms if t in present) / total_w
+        missing_entities = sum(1 for e in q.entities if e not in present)
+        entity_factor = 0.75**missing_entities
+        rank_prior = 1.0 / (1.0 + 0.5 * pi)
+        sents = _split_sentences(norm, pi)
+        found: list[set[str]] = []
+        for s in sents:
+            in_sent = set()
+            for t, w in q.terms:
+                i = s.text.find(t)
+                if i < 0:
+                    continue
+                in_sent.add(t)
+                while i >= 0:
+                    s.hits.append((s.start + i, s.start + i + len(t), w))
+                    i = s.text.find(t, i + len(t))
+            for t in in_sent:
+                df[t] = df.get(t, 0) + 1
+            found.append(in_sent)
+        n_sent += len(sents)
+        per_passage.append((sents, found, pass_cov, entity_factor, rank_prior))
+    log_n = 1.0 + math.log(max(n_sent, 1))
+    sel_w = {t: w * (1.0 + math.log(max(n_sent, 1) / df.get(t, 1))) / log_n for t, w in q.terms}
+    total_sel = sum(sel_w.values()) or 1.0
+    sentences: list[_Sentence] = []
+    for sents, found, pass_cov, entity_factor, rank_prior in per_passage:
+        prev: set[str] = set()
+        for s, in_sent in zip(sents, found, strict=True):
+            word_cov = sum(w for t, w in q.terms if t in in_sent) / total_w
+            prev_cov = sum(w for t, w in q.terms if t in prev and t not in in_sent) / total_w
+            sel_cov = sum(sel_w[t] for t in in_sent) / total_sel
+            sel_prev = sum(sel_w[t] for t in prev if t not in in_sent) / total_sel
+            if q.bigrams:
+                sb = {s.text[i : i + 2] for i in range(len(s.text) - 1)}
+                bigram_cov = len(q.bigrams & sb) / len(q.bigrams)
+            else:
+                bigram_cov = 0.0
+            char_cov = len(q.chars.intersection(s.text)) / len(q.chars) if q.chars else 0.0
+            s.coverage = 0.55 * min(1.0, word_cov + 0.3 * prev_cov) + 0.2 * bigram_cov + 0.25 * pass_cov
+            sel = 0.55 * min(1.0, sel_cov + 0.3 * sel_prev) + 0.2 * bigram_cov + 0.1 * char_cov + 0.15 * pass_cov
+            s.score = sel * entity_factor + 0.06 * rank_prior
+            prev = in_sent
+            sentences.append(s)
+    sentences.sort(key=lambda s: (-s.score, s.passage, s.start))
+    return sentences
+
+
+# --------------------------------------------------------------------------------------
+# Candidates
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Candidate:
+    sentence: _Sentence
+    start: int  # passage offsets
+    end: int
+    fit: float  # how well the candidate's form fits the question type, 0..1
+    kind: str
+    in_slot: float = 0.0  # lies inside the text between the question's contexts (0.8 if both found)
+    bounded: bool = False  # slot candidates: both the left and the right context were found
+    context_end: int = -1  # where the expression it was cut from ends (year of a full date)
+    score: float = 0.0
+    confidence: float = 0.0
+
+
+def _trim(norm: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink [start, end) past surrounding whitespace and punctuation."""
+    while start < end and norm[start] in _EDGE_TRIM:
+        start += 1
+    while end > start and norm[end - 1] in _EDGE_TRIM:
+        end -= 1
+    # Keep balanced brackets/quotes that open inside the span.
+    return start, end
+
+
+def _count_candidates(q: _Question, s: _Sentence, norm: str) -> list[_Candidate]:
+    """Numbers with their measure words, scored by the unit the question asks for."""
+    out = []
+    spans: list[tuple[int, int, str]] = []
+    for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE, _PERCENT_RE):
+        for m in rx.finditer(s.text):
+            text = m.group(0)
+            if not text.strip() or not re.search(rf"[\d{_CN_DIGITS}]", text):
+                continue
+            spans.append((s.start + m.start(), s.start + m.end(), text))
+    for a, b, text in spans:
+        if text.startswith("第") and not q.ordinal:
+            continue
+        um = re.search(rf"(?:{_UNIT_ALT})$", text)
+        unit = um.group(0) if um else ""
+        if text.endswith("%") or text.startswith("百分之"):
+            unit = "%"
+        elif text[0] in "$¥￥€£" or text.startswith(("hk$", "us$")):
+            unit = "元"
+        if unit.isascii() and unit.isalpha() and b < len(norm) and norm[b].isascii() and norm[b].isalpha():
+            b -= len(unit)  # 「3mb」: m is not a unit here
+            text, unit = text[: -len(unit)], ""
+        fam = _UNIT_FAMILY.get(unit, "")
+        if q.unit:
+            same_family = fam and fam == q.unit_family and fam != "generic"
+            fit = 1.0 if unit == q.unit else (0.6 if same_family else 0.15)
+        elif q.unit_family:
+            fit = 1.0 if fam == q.unit_family else (0.35 if unit else 0.3)
+        else:
+            fit = 0.8 if unit else 0.5
+        is_year = re.fullmatch(r"(?:1[0-9]|20)\d{2}\s?年", text) is not None
+        if is_year and q.unit_family not in {"time"}:
+            fit *= 0.2
+        if q.ordinal:
+            fit = (fit if unit else 0.7) if text.startswith("第") else fit * 0.4
+        if unit in {"万", "亿", "千", "百"} and not q.unit:
+            fit *= 0.8
+        if _CN_ARTICLE_RE.fullmatch(text):  # 「一座」「一种」 are articles more often than counts
+            fit *= 0.3 if unit != q.unit else 0.8
+        out.append(_Candidate(s, a, b, fit, "count"))
+    return out
+
+
+def _when_candidates(q: _Question, s: _Sentence, norm: str) -> list[_Candidate]:
+    """Date expressions; a year-only variant when the question asks for the year."""
+    out = []
+    for m in _DATE_RE.finditer(s.text):
+        a, b = s.start + m.start(), s.start + m.end()
+        text = m.group(0)
+        has_year = bool(_YEAR_IN_DATE_RE.match(text)) and not text.endswith("年代")
+        has_day = bool(re.search(r"[日号]$|\d[-/.]\d{1,2}[-/.]\d", text))
+        relative = not re.search(r"\d|[〇零一二三四五六七八九十元]", text)
+        fit = 0.9
+        if relative:
+            fit = 0.4
+        if q.wants_year:
+            if has_year:
+                ym = _YEAR_IN_DATE_RE.match(text)
+                if ym and ym.end() < len(text):
+                    out.append(_Candidate(s, a, a + ym.end(), 1.0, "when", context_end=b))
+                    fit = 0.7
+                else:
+                    fit = 1.0
+            else:
+                fit *= 0.5
+        elif q.wants_day:
+            fit = 1.0 if has_day else 0.5
+        elif has_year or has_day:
+            fit = 1.0
+        if re.fullmatch(r"\d{1,2}年", text):  # 「3年」 is more likely a duration
+            fit *= 0.3
+        out.append(_Candidate(s, a, b, fit, "when"))
+    return out
+
+
+def _is_person(word: str, flag: str) -> bool:
+    return flag.startswith("nr") and 2 <= len(word) <= 6 and bool(re.fullmatch(r"[\u4e00-\u9fff]+", word))
+
+
+def _who_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> list[_Candidate]:
+    """Person names: title + name patterns, foreign names with ·, jieba ``nr`` words."""
+    out = []
+    for m in _TITLE_NAME_RE.finditer(s.text):
+        a = s.start + m.start(1)
+        out.append(_Candidate(s, a, a + len(m.group(1)), 1.0, "who"))
+    for m in _FOREIGN_NAME_RE.finditer(s.text):
+        out.append(_Candidate(s, s.start + m.start(), s.start + m.end(), 0.9, "who"))
+    if tagged:
+        pos = s.start
+        for word, flag in _posseg(s.text):
+            if _is_person(word, flag):
+                out.append(_Candidate(s, pos, pos + len(word), 0.8, "who"))
+            pos += len(word)
+    return out
+
+
+def _is_place(word: str, flag: str) -> bool:
+    if not _HAN_OR_ALNUM_RE.search(word):
+        return False
+    if flag in {"ns", "nt", "nsf"}:
+        return True
+    return len(word) >= 2 and flag.startswith(("n", "j")) and bool(_PLACE_SUFFIX_RE.search(word))
+
+
+def _where_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> list[_Candidate]:
+    """Places and organisations; adjacent place words merged, lists kept whole."""
+    out = []
+    for m in _TITLE_RE.finditer(s.text):
+        out.append(_Candidate(s, s.start + m.start(), s.start + m.end(), 0.5, "where"))
+    if not tagged:
+        return out
+    tokens = _posseg(s.text)
+    offs = []
+    pos = s.start
+    for word, flag in tokens:
+        offs.append((pos, pos + len(word), word, flag))
+        pos += len(word)
+    i = 0
+    while i < len(offs):
+        a, b, word, flag = offs[i]
+        if not (_is_place(word, flag) or (flag == "nr" and _PLACE_SUFFIX_RE.search(word))):
+            i += 1
+            continue
+        items = [(a, b)]
+        j = i + 1
+        cur_end = b
+        while j < len(offs):
+            w2, f2 = offs[j][2], offs[j][3]
+            if _is_place(w2, f2) or (f2 == "nr" and _PLACE_SUFFIX_RE.search(w2)) or (
+                f2 in {"m", "n"} and offs[j][0] == cur_end and re.fullmatch(r"\d+号?|号|东路|西路|南路|北路", w2)
+            ):
+                # adjacent place words form one name (日本 千叶县, 北京市 海淀区)
+                if offs[j][0] == cur_end:
+                    a_item = items[-1][0]
+                    items[-1] = (a_item, offs[j][1])
+                    cur_end = offs[j][1]
+                    j += 1
+                    continue
+            if w2 in _CONNECTORS and j + 1 < len(offs):
+                w3, f3 = offs[j + 1][2], offs[j + 1][3]
+                if _is_place(w3, f3) or (f3 == "nr" and _PLACE_SUFFIX_RE.search(w3)):
+                    items.append((offs[j + 1][0], offs[j + 1][1]))
+                    cur_end = offs[j + 1][1]
+                    j += 2
+                    continue
+            break
+        for ia, ib in items:
+            fit = 0.8
+            if q.head and norm[ia:ib].endswith(q.head[-1]):
+                fit = 1.0
+            if len(items) > 1:
+                fit *= 0.6 if q.wants_list else 0.9
+            out.append(_Candidate(s, ia, ib, fit, "where"))
+        if len(items) > 1:
+            out.append(_Candidate(s, items[0][0], items[-1][1], 1.0 if q.wants_list else 0.75, "where"))
+        i = j
+    return out
+
+
+def _slot_candidates(q: _Question, s: _Sentence, norm: str, fit: float) -> list[_Candidate]:
+    """The text between the question's left and right contexts as found in the sentence."""
+    text = s.text
+    out = []
+    left_end = -1
+    left = q.left
+    for k in range(min(len(left), 12), 1, -1):
+        i = text.rfind(left[-k:])
+        if i >= 0:
+            left_end = i + k
+            break
+    right_start = -1
+    right = q.right
+    for k in range(min(len(right), 12), 1, -1):
+        i = text.find(right[:k], max(left_end, 0))
+        if i >= 0:
+            right_start = i
+            break
+    bounded = False
+    if left_end >= 0 and right_start > left_end:
+        a, b = left_end, right_start
+        bounded = True
+    elif left_end >= 0 and (right_start < 0 or not right):
+        a = left_end
+        b = len(text)
+        for ca, cb in s.clauses:  # to the end of the clause holding the left context
+            if ca - s.start <= left_end <= cb - s.start:
+                b = cb - s.start
+                if b - a < 2:  # the clause ended right there: take the next clause
+                    nxt = [c for c in s.clauses if c[0] - s.start > left_end]
+                    if nxt:
+                        b = nxt[0][1] - s.start
+                break
+    elif right_start > 0:
+        b = right_start
+        a = 0
+        for ca, cb in s.clauses:
+            if ca - s.start <= right_start <= cb - s.start:
+                a = ca - s.start
+                break
+    else:
+        return out
+    a, b = s.start + a, s.start + b
+    a, b = _trim(norm, a, b)
+    lead = _SLOT_LEAD_TRIM_RE.match(norm, a, b)
+    if lead and lead.end() < b:
+        a = lead.end()
+    tail = _SLOT_TAIL_TRIM_RE.search(norm[a:b])
+    if tail and tail.start() > 0:
+        b = a + tail.start()
+    a, b = _trim(norm, a, b)
+    if 0 < b - a <= _MAX_SLOT:
+        out.append(_Candidate(s, a, b, fit, "what", bounded=bounded))
+    return out
+
+
+def _slot_allowed(q: _Question, text: str) -> bool:
+    """A slot answer for a count or when question must at least hold a number or date."""
+    if q.qtype == "count":
+        return bool(re.search(rf"[\d{_CN_DIGITS}]", text))
+    if q.qtype == "when":
+        return bool(_DATE_RE.search(text))
+    return True
+
+
+def _clause_candidates(q: _Question, s: _Sentence, norm: str) -> list[_Candidate]:
+    """Whole clauses: the fallback answer when nothing sharper fits."""
+    out = []
+    for ca, cb in s.clauses:
+        a, b = _trim(norm, ca, cb)
+        if b - a >= 2:
+            out.append(_Candidate(s, a, b, 0.1, "sentence"))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Candidate scoring
+# --------------------------------------------------------------------------------------
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _common_suffix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[-1 - i] == b[-1 - i]:
+        i += 1
+    return i
+
+
+def _alignment(q: _Question, norm: str, c: _Candidate) -> float:
+    """How well the candidate sits in the question's slot (0..1)."""
+    s = c.sentence
+    best = c.in_slot
+    if q.attribute and (q.attribute in norm[max(s.start, c.start - 3) : c.start] or norm[c.end : c.end + 1] == q.attribute):
+        best = max(best, 0.5)  # 「1.2米高」「水深0至120公尺」 for 「多高」「多深」
+    if q.right:
+        end = max(c.end, c.context_end)
+        after = norm[end : min(s.end, end + 16)]
+        for gap in range(0, 3):
+            k = _common_prefix(after[gap:], q.right)
+            if k >= min(2, len(q.right)):
+                best = max(best, min(1.0, k / min(len(q.right), 5)) * (1.0 - 0.15 * gap))
+    if q.left:
+        before = norm[max(s.start, c.start - 16) : c.start]
+        for gap in range(0, 4):
+            seg = before[: len(before) - gap] if gap else before
+            k = _common_suffix(seg, q.left)
+            if k >= min(2, len(q.left)):
+                best = max(best, min(1.0, k / min(len(q.left), 5)) * (1.0 - 0.12 * gap))
+    return best
+
+
+def _proximity(q: _Question, c: _Candidate, total_w: float) -> tuple[float, float]:
+    """Weighted closeness of the question's key terms to the candidate, and overlap.
+
+    Returns (proximity in 0..1, share of the candidate covered by key terms).
+    """
+    s = c.sentence
+    clause_of = None
+    for ci, (ca, cb) in enumerate(s.clauses):
+        if ca <= c.start < cb or (ca < c.end <= cb):
+            clause_of = ci
+            break
+    covered = 0
+    per_term: dict[tuple[int, float], float] = {}
+    for ha, hb, w in s.hits:
+        if ha >= c.start and hb <= c.end:
+            covered += hb - ha
+            continue
+        if hb <= c.start:
+            dist = c.start - hb
+        elif ha >= c.end:
+            dist = ha - c.end
+        else:
+            covered += min(hb, c.end) - max(ha, c.start)
+            continue
+        same = False
+        for ci, (ca, cb) in enumerate(s.clauses):
+            if ca <= ha < cb:
+                same = ci == clause_of
+                break
+        f = 1.0 / (1.0 + dist / 6.0) * (1.0 if same else 0.5)
+        key = (hb - ha, w)
+        per_term[key] = max(per_term.get(key, 0.0), f * w)
+    got = sum(per_term.values())
+    overlap = covered / max(1, c.end - c.start)
+    return min(1.0, got / total_w), min(1.0, overlap)
+
+
+def _score_candidate(q: _Question, norm: str, c: _Candidate, total_w: float, top_score: float) -> None:
+    prox, overlap = _proximity(q, c, total_w)
+    align = _alignment(q, norm, c)
+    s = c.sentence
+    rel = s.score / top_score if top_score > 0 else 0.0
+    c.score = 0.35 * rel + 0.25 * prox + 0.25 * align + 0.3 * c.fit - 0.5 * overlap
+    c.confidence = max(0.0, min(1.0, 0.55 * s.coverage + 0.2 * max(prox, align) + 0.25 * c.fit - 0.5 * overlap))
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+
+
+def extract_answer(question: str, passages: Sequence[Passage]) -> Span | None:
+    """Find the exact answer span for ``question`` in ranked ``passages``.
+
+    Returns a :class:`Span` whose ``text`` equals ``passages[span.passage].text[start:end]``
+    and whose evidence sentence contains it, or None when no passage matches the question
+    well enough (the caller should then say that nothing relevant was found).
+    """
+    if not question or not passages:
+        return None
+    q = _analyze(question)
+    if not q.terms and not q.bigrams:
+        return None
+    norms = [normalize_aligned(p.text or "") for p in passages]
+    titles = [normalize_aligned(p.title or "") for p in passages]
+    sentences = _score_sentences(q, norms, titles)
+    if not sentences:
+        return None
+    top = sentences[0]
+    if top.coverage < _MIN_COVERAGE:
+        return None
+    total_w = sum(w for _, w in q.terms) or 1.0
+    cands: list[_Candidate] = []
+    for rank, s in enumerate(sentences[:_MAX_SENTENCES]):
+        if s.score < _MIN_RELATIVE * top.score:
+            break
+        norm = norms[s.passage]
+        near_top = rank < _TOP_SENTENCES
+        tagged = rank < _TOP_TAGGED
+        typed: list[_Candidate] = []
+        if q.qtype == "count":
+            typed = _count_candidates(q, s, norm)
+        elif q.qtype == "when":
+            typed = _when_candidates(q, s, norm)
+        elif q.qtype == "who":
+            typed = _who_candidates(q, s, norm, tagged)
+        elif q.qtype == "where":
+            typed = _where_candidates(q, s, norm, tagged)
+        elif q.wants_name:
+            typed = _who_candidates(q, s, norm, tagged)
+        if not typed and not near_top:
+            continue
+        slot_fit = 0.6 if q.qtype in {"what", "other"} else 0.25
+        slots = _slot_candidates(q, s, norm, slot_fit)
+        for c in typed:
+            for sl in slots:
+                if sl.start <= c.start and c.end <= sl.end:
+                    c.in_slot = max(c.in_slot, 0.8 if sl.bounded else 0.3)
+        cands += typed
+        if near_top and (q.qtype in {"what", "other"} or not typed):
+            cands += [sl for sl in slots if _slot_allowed(q, norm[sl.start : sl.end])]
+        if q.qtype in {"what", "other"} and rank < 2:
+            cands += _clause_candidates(q, s, norm)
+    if not cands:
+        return None
+    top_score = top.score
+    for c in cands:
+        _score_candidate(q, norms[c.sentence.passage], c, total_w, top_score)
+    best = max(cands, key=lambda c: (c.score, -c.sentence.passage, -(c.end - c.start)))
+    if best.confidence < _MIN_CONFIDENCE or best.end <= best.start:
+        return None
+    p = best.sentence.passage
+    text = passages[p].text
+    kind = q.qtype if best.kind != "sentence" else "sentence"
+    return Span(
+        text=text[best.start : best.end],
+        passage=p,
+        start=best.start,
+        end=best.end,
+        sentence_start=best.sentence.start,
+        sentence_end=best.sentence.end,
+        score=round(best.confidence, 4),
+        kind=kind,
+    )
