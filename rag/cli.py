@@ -15,6 +15,9 @@ NOT_FOUND = "未找到相关内容 (nothing relevant was found in the knowledge 
 def _kb(args, **kwargs):
     from .knowledge_base import KnowledgeBase
 
+    for key in ("commit_every", "lock_timeout"):
+        if getattr(args, key, None) is not None:
+            kwargs.setdefault(key, getattr(args, key))
     return KnowledgeBase(args.index_dir, getattr(args, "model", None), **kwargs)
 
 
@@ -87,6 +90,13 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering over Chinese policy articles.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -105,10 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         if name == "index":
             p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
+        p.add_argument("--commit-every", type=_positive_int, default=None, metavar="N",
+                       help="commit a new index generation every N chunks (default 2000)")
+        p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+                       help="how long to wait for another writer of the index (default 600)")
         p.set_defaults(func=cmd_index)
 
     p = with_index(sub.add_parser("remove", help="remove documents by id or source path"), model=False)
     p.add_argument("docs", nargs="+")
+    p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+                   help="how long to wait for another writer of the index (default 600)")
     p.set_defaults(func=cmd_remove)
 
     p = with_index(sub.add_parser("ask", help="answer a question"), model=False)
@@ -147,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and friends
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged since its last completed step", file=sys.stderr)
         return 130

@@ -21,6 +21,8 @@ from types import ModuleType
 from rag.errors import DocumentError
 from rag.types import Document
 
+__all__ = ["SUPPORTED_SUFFIXES", "clean_text", "decode_bytes", "document_from_text", "iter_files", "read_file"]
+
 logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
@@ -100,6 +102,8 @@ _SAMPLE_CHARS = 65536
 # (kana, Greek, Cyrillic, box drawing, bopomofo, private use).
 _FOREIGN_RE = re.compile("[\u0370-\u04ff\u2500-\u257f\u3040-\u30ff\u3100-\u312f\ue000-\uf8ff\uff61-\uff9f]")
 _BINARY_RE = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f\ufffd]")
+# Declared charsets that decode any bytes, so they prove nothing (pages often declare them wrongly).
+_SINGLE_BYTE_RE = re.compile(r"(?:iso-?8859|latin|l1$|windows-125|cp125|ascii|us-ascii)", re.IGNORECASE)
 _DECLARED_CHARSET_RE = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_\-]{2,30})""", re.IGNORECASE)
 
 
@@ -126,8 +130,8 @@ def _decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
                 ) from None
     if b"\x00" in data:
         raise DocumentError("binary file (contains NUL bytes), not text")
-    for encoding in (declared, "utf-8"):
-        text = _strict(data, encoding) if encoding else None
+    for encoding in ("utf-8", declared):
+        text = _strict(data, encoding) if encoding and not _SINGLE_BYTE_RE.match(encoding) else None
         if text is not None:
             return _refuse_binary(text), encoding or "utf-8"
     text, encoding = _decode_chinese(data)
@@ -187,11 +191,11 @@ def _refuse_binary(text: str) -> str:
 _NEWLINE_RE = re.compile("\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 # Zero-width, bidi and other invisible format characters, C0/C1 controls (not \n or \t),
 # and lone surrogates.
-INVISIBLE_CHARS = (
+_INVISIBLE_CLASS = (
     "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
 )
-_INVISIBLE_RE = re.compile(f"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff{INVISIBLE_CHARS}]+")
+_INVISIBLE_RE = re.compile(f"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff{_INVISIBLE_CLASS}]+")
 _SPACES_RE = re.compile(r"[^\S\n]+")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 
@@ -270,6 +274,8 @@ def _normalize(text: str) -> str:
 
 def _is_boilerplate(line: str) -> bool:
     """True for a navigation, sharing, footer, counter, caption or promo line."""
+    if not line:
+        return False
     if len(line) <= _SHORT_LINE and (_NAV_LINE_RE.fullmatch(line) or _SHORT_RE.search(line)):
         return True
     return _ANY_RE.search(line, 0, _ANY_SCAN) is not None
@@ -280,8 +286,11 @@ def _remove_boilerplate(lines: Iterable[str]) -> Iterator[str]:
     in_disclaimer = 0  # lines left in the current disclaimer block, 0 when outside one
     for line in lines:
         if in_disclaimer:
-            if not line or _CLAUSE_RE.match(line) or _DISCLAIMER_WORDS_RE.search(line):
-                in_disclaimer -= 1
+            in_disclaimer -= 1
+            if not line:  # blank lines keep the paragraph break and the block open
+                yield line
+                continue
+            if _CLAUSE_RE.match(line) or _DISCLAIMER_WORDS_RE.search(line):
                 continue
             in_disclaimer = 0
         if len(line) <= _SHORT_LINE and _DISCLAIMER_RE.fullmatch(line):
@@ -306,10 +315,16 @@ _DATE_RE = re.compile(
 _PUBLISHER_RE = re.compile(
     r"(?:^|\s)(?:来源|稿源|出处|信息来源|文章来源|新闻来源|发布机构|发布单位|发文机关|来源单位)\s*[:：]\s*"
     r"([^\s|｜]{1,40})"
-    r"|^[\u4e00-\u9fffA-Za-z]{1,5}号\s*[:：]\s*([^\s|｜]{1,40})"  # 华人号:山西头条, 百家号:xx
+    r"|^(?:华人|头条|百家|企鹅|网易|搜狐|澎湃|大鱼|一点|凤凰|东方|新浪|抖音|快手|人民|新华|央视|微信公众|公众)号"
+    + r"\s*[:：]\s*([^\s|｜]{1,40})"  # self-media platforms: 华人号:山西头条
 )
-_AUTHOR_RE = re.compile(r"(?:^|\s)(?:作者|记者|撰稿)\s*[:：|丨]?\s*([^\s|｜:：]{2,20})")
-_SENTENCE_PUNCT_RE = re.compile(r"[。，；！？,;!?]")
+_AUTHOR_RE = re.compile(r"(?:^|\s)(?:作者|记者|撰稿|撰文)(?:\s*[:：|丨]\s*|\s+)([^\s|｜:：]{2,20})")
+# Labels, counters and widgets that share a line with the date: 「发布时间：… 浏览次数：12 字号：大 中 小」.
+_META_WORDS_RE = re.compile(
+    r"发布时间|发布日期|发表时间|更新时间|发布于|时间|日期|发布|阅读量|阅读数|阅读|浏览次数|浏览量|浏览|点击量|点击数|点击"
+    + r"|次|字号|分享|收藏|打印|评论|[大中小]|[\dA-Za-z:：+\-/.\s|｜丨【】\[\]()（）·•]"
+)
+_META_REST_MAX = 4  # characters a date line may hold beyond date, labels and counters
 _TITLE_END_BAD = tuple("。；;，,：:、")
 _LIST_MARKER_RE = re.compile(r"(?:[(（]?(?:\d{1,2}|[一二三四五六七八九十]{1,3})[)）、.．]|[①-⑳])")
 _POLICY_TITLE_RE = re.compile(
@@ -358,8 +373,8 @@ def _parse_meta_line(line: str) -> dict[str, str] | None:
         found["author"] = m[1]
     if not found:
         return None
-    rest = _AUTHOR_RE.sub("", _PUBLISHER_RE.sub("", _DATE_RE.sub("", line)))
-    return None if _SENTENCE_PUNCT_RE.search(rest) else found
+    rest = _META_WORDS_RE.sub("", _AUTHOR_RE.sub(" ", _PUBLISHER_RE.sub(" ", _DATE_RE.sub(" ", line))))
+    return found if len(rest) <= _META_REST_MAX else None
 
 
 def _title_like(line: str) -> bool:
@@ -649,6 +664,7 @@ def _read_html(path: Path) -> Document:
 
 # --- PDF ------------------------------------------------------------------------------
 
+_PDF_TITLE_JUNK_RE = re.compile(r"^Microsoft (?:Word|PowerPoint) - |\.(?:docx?|wps|pptx?)$", re.IGNORECASE)
 _SENTENCE_END = tuple("。！？!?；;：:”」』）)")
 _CJK_RE = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 
@@ -688,7 +704,7 @@ def _read_pdf(path: Path) -> Document:
     if not _normalize(text).strip():
         raise DocumentError("scanned PDF: no text layer; run OCR first")
     meta = {"format": "pdf", "pages": str(len(pages))}
-    title = (info.title or "").strip() if info else ""
+    title = _PDF_TITLE_JUNK_RE.sub("", (info.title or "").strip()) if info else ""
     created = _parse_date(str(info.creation_date)) if info and info.creation_date else None
     if created:
         meta["created"] = created

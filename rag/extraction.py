@@ -27,7 +27,7 @@ import math
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from .textnorm import normalize_aligned
@@ -50,7 +50,7 @@ _COUNT_RE = re.compile(
     r"百分之几|百分之多少|多少倍|多少钱|多少|第几|几(?!乎|何|经|率)|多[大高长重深远久宽厚快粗少]"
 )
 _WHERE_RE = re.compile(
-    r"哪里|哪儿|哪些|在哪|何处|何地|何方|什么地方|什么位置|什么地点|什么地区|哪一?[个家所座条省市县区国州城镇乡村洲支部间]?"
+    r"在哪里|在哪儿|哪里|哪儿|哪些|在哪|何处|何地|何方|什么地方|什么位置|什么地点|什么地区|哪一?[个家所座条省市县区国州城镇乡村洲支部间]?"
 )
 _WHAT_RE = re.compile(r"什么|甚么|啥|(?<![任如为几奈])何")
 # Questions without a question word, recognised by how they end.
@@ -133,10 +133,19 @@ _DATE_RE = re.compile(
     r"|[一二三四五六七八九十]{1,3}世纪(?:初|中叶|中期|末|上半叶|下半叶)?"
     r"|今年|去年|明年|前年|上半年|下半年|年初|年底|年末|近年来|近日|日前|当天|当日|次日|同年"
 )
-_YEAR_IN_DATE_RE = re.compile(rf"[清明唐宋元汉]?(?:{_ERAS})(?:元|[一二三四五六七八九十]{{1,3}})年|(?:公元前?|西元前?|前)?(?:\d{1,4}|[〇零一二三四五六七八九]{2,4})\s?年")
+_YEAR_IN_DATE_RE = re.compile(rf"[清明唐宋元汉]?(?:{_ERAS})(?:元|[一二三四五六七八九十]{{1,3}})年|(?:公元前?|西元前?|前)?(?:\d{{1,4}}|[〇零一二三四五六七八九]{{2,4}})\s?年")
 
 _TITLE_RE = re.compile(r"《[^《》\n]{1,40}》|「[^「」\n]{1,30}」|“[^“”\n]{1,30}”|\"[^\"\n]{1,30}\"")
-_FOREIGN_NAME_RE = re.compile(r"[\u4e00-\u9fff]{1,8}(?:[·•・][\u4e00-\u9fff]{1,8})+")
+# Characters of transliterated foreign names (Xinhua style), for 「阿尔伯特·斯佩尔」.
+_TRANSLIT = (
+    "阿埃艾爱安昂奥澳巴拔白拜班邦保鲍贝本比彼毕宾波伯勃博布查柴楚达戴丹道德登邓迪蒂丁东杜多厄恩尔法凡范菲费芬丰冯"
+    "弗佛福夫伏盖甘冈戈哥格根古瓜圭哈海汉豪赫黑亨洪胡华怀惠霍基吉加嘉贾坚杰金京居卡开凯坎康考柯科可克肯孔库奎拉莱"
+    "赖兰朗劳勒雷蕾里莉利丽连廉林琳伦罗洛卢鲁路吕马玛迈麦曼芒梅门蒙米密明缪摩莫墨默姆穆纳娜奈南内尼妮涅宁纽努诺欧"
+    "帕潘庞佩彭皮珀坡普奇齐恰乔切钦琼丘屈让热瑞若萨塞赛桑瑟森沙莎尚舍申圣施史舒斯丝松苏索塔泰坦汤唐陶特提汀通图托"
+    "瓦旺威韦维温文翁沃乌伍武西希锡席夏谢辛休修雅亚扬耶叶伊依因英尤于宇约扎泽詹兹朱卓佐茨娅黛琪薇露姬翰荷茱莉萝"
+    "芙蒂琳莎娃妲蕾琼凯柏贝尚谷纳奎韦魏沃温肖"
+)
+_FOREIGN_NAME_RE = re.compile(rf"[{_TRANSLIT}]{{1,8}}(?:[·•・‧-][{_TRANSLIT}]{{1,8}})+")
 _TITLE_NAME_RE = re.compile(
     r"(?:局长|主任|书记|市长|省长|县长|区长|镇长|村长|部长|厅长|主席|总理|校长|院长|董事长|总经理|经理"
     r"|教授|研究员|专家|会长|社长|主编|导演|作者|所长|处长|科长|站长|队长|组长|委员|代表|负责人|工程师)"
@@ -147,11 +156,15 @@ _PLACE_SUFFIX_RE = re.compile(
     r"|医院|馆|园|所|办|会|署|站|港|湾|城|营|洲|镇|社区|基地|平台|库|室|团|庄|寺|宫|殿|楼|桥)$"
 )
 
+_ORG_SUFFIX_RE = re.compile(r"(?:局|委|厅|部|院|校|中心|公司|集团|大学|学院|协会|学会|银行|政府|委员会|电视台|出版社)$")
 _SENT_SPLIT_RE = re.compile(r"[。!?;\n]+")
 _CLAUSE_SPLIT_RE = re.compile(r"(?<!\d),|,(?!\d{3}(?!\d))|(?<!\d):|:(?!\d)")
 _HAN_OR_ALNUM_RE = re.compile(r"[\u4e00-\u9fff0-9a-z]")
 _EDGE_TRIM = " \t\r\n,.;:!?'\"、()[]{}<>…—-~·。，；：！？（）【】"
-_SLOT_LEAD_TRIM_RE = re.compile(r"(?:是|为|乃|即|有|在|于|了|的|叫做?|称为|名为|位于|共有|共|约|达|以)")
+_SLOT_LEAD_TRIM_RE = re.compile(
+    r"(?:名称|名字|全名|原名|简称|又称|别称)?(?:是|为|乃|即|叫做?|称为|名为)|有|在|于|了|的|位于|以"
+    r"|(?:共有|共|约|达)(?=[\d零〇一二两三四五六七八九十百千万])"
+)
 _SLOT_TAIL_TRIM_RE = re.compile(r"(?:的|了|是|等|之一|说|表示|指出|介绍|强调|认为|称)$")
 
 _STOP_WORDS = frozenset(
@@ -166,11 +179,13 @@ _STOP_WORDS = frozenset(
 _CONNECTORS = frozenset({"、", "和", "及", "与", "以及", "或", "或者", "、和"})
 
 _MIN_COVERAGE = 0.3  # below this share of the question's key-term weight: abstain
-_MIN_CONFIDENCE = 0.2
+_MIN_CONFIDENCE = 0.25
+_MIN_PASSAGE_COVERAGE = 0.6  # confidence shrinks when the passage holds less of the question
+_NAME_MISSING_FACTOR = 0.4  # confidence factor per proper name of the question the passage lacks
 _TOP_SENTENCES = 6  # sentences searched for slot-filling and clause answers
 _MAX_SENTENCES = 40  # sentences searched for typed (regex) candidates
 _MIN_RELATIVE = 0.3  # ... as long as they score at least this share of the best one
-_TOP_TAGGED = 3  # sentences run through jieba.posseg (slow) for who/where
+_TOP_TAGGED = 3  # sentences run through jieba.posseg for who/where
 _MAX_SLOT = 40  # longest slot-filling answer, in characters
 
 
@@ -198,12 +213,48 @@ def _jieba():
     return jieba
 
 
-def _posseg(text: str) -> list[tuple[str, str]]:
-    """Words with their part-of-speech tags."""
-    _jieba()
+_SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜"
+    "崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊"
+    "葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉"
+    "骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏"
+    "宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+_COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "令狐", "慕容", "尉迟", "长孙", "宇文", "司徒", "夏侯")
+_HAN_RE = re.compile(r"[\u4e00-\u9fff]+")
+
+
+@lru_cache(maxsize=4096)
+def _tag(text: str) -> tuple[tuple[str, str], ...]:
+    """Words with part-of-speech tags: jieba's segmentation, tags from its dictionary.
+
+    Much faster than ``jieba.posseg`` (no tagging HMM). Words the dictionary does not know
+    are guessed: two to four Han characters starting with a surname -> ``nr`` (a person),
+    ending in a place suffix -> ``ns``; digits -> ``m``; Latin letters -> ``eng``.
+    """
+    jb = _jieba()
     import jieba.posseg as pseg
 
-    return [(p.word, p.flag) for p in pseg.lcut(text)]
+    tags = pseg.dt.word_tag_tab
+    out = []
+    for word in jb.lcut(text):
+        flag = tags.get(word)
+        if flag is None:
+            if 2 <= len(word) <= 4 and _HAN_RE.fullmatch(word):
+                if word[0] in _SURNAMES or word.startswith(_COMPOUND_SURNAMES):
+                    flag = "nr"
+                elif _PLACE_SUFFIX_RE.search(word):
+                    flag = "ns"
+                else:
+                    flag = "nz"
+            elif word.isdigit():
+                flag = "m"
+            elif word.isascii() and word.isalpha():
+                flag = "eng"
+            else:
+                flag = "x"
+        out.append((word, flag))
+    return tuple(out)
 
 
 @lru_cache(maxsize=65536)
@@ -237,6 +288,9 @@ class _Question:
     head: str  # noun right after a which-word (「哪个县」 -> 县)
     terms: tuple[tuple[str, float], ...]  # key terms with weights
     entities: tuple[str, ...]  # key terms that name something (places, people, numbers)
+    names: tuple[str, ...]  # proper names among them (places, people, organisations)
+    total_weight: float  # sum of the key terms' weights as asked (before _resolve_terms)
+    unknown: frozenset[str]  # key terms jieba's dictionary does not know (maybe mis-cut)
     bigrams: frozenset[str]
     wants_year: bool = False
     wants_day: bool = False
@@ -298,7 +352,7 @@ _RIGHT_TRIM_RE = re.compile(r"(?:的|了|呢|吗|呀|啊|吧)+$")
 def _key_terms(text: str) -> list[tuple[str, str]]:
     """Content words of a piece of question text, with their POS tags."""
     out = []
-    for word, flag in _posseg(text):
+    for word, flag in _tag(text):
         w = word.strip()
         if not w or w in _STOP_WORDS or not _HAN_OR_ALNUM_RE.search(w):
             continue
@@ -359,10 +413,13 @@ def _analyze(question: str) -> _Question:
     tagged = _key_terms(left) + _key_terms(right) if left != right else _key_terms(left)
     terms: dict[str, float] = {}
     entities: list[str] = []
+    names: list[str] = []
     for word, flag in tagged:
         if word in terms:
             continue
         terms[word] = _term_weight(word)
+        if flag.startswith(("ns", "nr", "nt")) and len(word) >= 2:
+            names.append(word)
         if (flag.startswith(("ns", "nr", "nt", "nz")) or flag == "eng" or any(c.isdigit() for c in word)) and len(
             word
         ) >= 2:
@@ -386,6 +443,9 @@ def _analyze(question: str) -> _Question:
         head=head,
         terms=tuple(terms.items()),
         entities=tuple(entities),
+        names=tuple(names),
+        total_weight=sum(terms.values()) or 1.0,
+        unknown=frozenset(t for t in terms if len(t) >= 3 and t not in _jieba().dt.FREQ),
         bigrams=bigrams,
         wants_year=wants_year,
         wants_day=wants_day,
@@ -394,6 +454,34 @@ def _analyze(question: str) -> _Question:
         wants_name=qtype == "what" and bool(_NAME_ASK_RE.search(q)),
         attribute=attribute,
         chars=frozenset(c for c in content if c not in _STOP_WORDS and not c.isdigit()),
+    )
+
+
+def _resolve_terms(q: _Question, haystack: str) -> _Question:
+    """Repair key terms jieba cut badly, against the passages at hand.
+
+    jieba glues unknown names to a neighbour (「孔平仲属于」 -> 孔平仲属); when such a
+    term is absent from the passages but the term less its last or first character is
+    present, that shorter form is used, at a weight scaled by its length.
+    """
+    if not q.unknown:
+        return q
+    swap: dict[str, str] = {}
+    for t in q.unknown:
+        if t in haystack:
+            continue
+        for v in (t[:-1], t[1:]):
+            if len(v) >= 2 and v in haystack:
+                swap[t] = v
+                break
+    if not swap:
+        return q
+    terms = tuple((swap.get(t, t), w * len(swap.get(t, t)) / len(t)) for t, w in q.terms)
+    return replace(
+        q,
+        terms=terms,
+        entities=tuple(swap.get(t, t) for t in q.entities),
+        names=tuple(swap.get(t, t) for t in q.names),
     )
 
 
@@ -413,6 +501,8 @@ class _Sentence:
     clauses: list[tuple[int, int]]  # passage offsets
     score: float = 0.0
     coverage: float = 0.0
+    passage_coverage: float = 0.0  # share of key-term weight found anywhere in the passage or title
+    missing_names: int = 0  # proper names of the question absent from the passage and title
     hits: list[tuple[int, int, float]] = field(default_factory=list)  # term occurrences (passage offsets)
 
 
@@ -452,7 +542,7 @@ def _score_sentences(q: _Question, norms: list[str], titles: list[str]) -> list[
     ranks sentences; there a term's weight is scaled down when many sentences hold it
     (the article's subject says little about which of its sentences answers).
     """
-    total_w = sum(w for _, w in q.terms) or 1.0
+    total_w = q.total_weight
     per_passage: list[tuple[list[_Sentence], list[set[str]], float, float, float]] = []
     df: dict[str, int] = {}
     n_sent = 0
@@ -461,6 +551,7 @@ def _score_sentences(q: _Question, norms: list[str], titles: list[str]) -> list[
         present = {t for t, _ in q.terms if t in context}
         pass_cov = sum(w for t, w in q.terms if t in present) / total_w
         missing_entities = sum(1 for e in q.entities if e not in present)
+        missing_names = sum(1 for e in q.names if e not in present)
         entity_factor = 0.75**missing_entities
         rank_prior = 1.0 / (1.0 + 0.5 * pi)
         sents = _split_sentences(norm, pi)
@@ -479,6 +570,9 @@ def _score_sentences(q: _Question, norms: list[str], titles: list[str]) -> list[
                 df[t] = df.get(t, 0) + 1
             found.append(in_sent)
         n_sent += len(sents)
+        for s in sents:
+            s.passage_coverage = pass_cov
+            s.missing_names = missing_names
         per_passage.append((sents, found, pass_cov, entity_factor, rank_prior))
     log_n = 1.0 + math.log(max(n_sent, 1))
     sel_w = {t: w * (1.0 + math.log(max(n_sent, 1) / df.get(t, 1))) / log_n for t, w in q.terms}
@@ -615,7 +709,7 @@ def _is_person(word: str, flag: str) -> bool:
 
 
 def _who_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> list[_Candidate]:
-    """Person names: title + name patterns, foreign names with ·, jieba ``nr`` words."""
+    """Person names (title + name, foreign names with ·, jieba ``nr``); organisations lower."""
     out = []
     for m in _TITLE_NAME_RE.finditer(s.text):
         a = s.start + m.start(1)
@@ -623,11 +717,19 @@ def _who_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> list
     for m in _FOREIGN_NAME_RE.finditer(s.text):
         out.append(_Candidate(s, s.start + m.start(), s.start + m.end(), 0.9, "who"))
     if tagged:
+        whole = [(c.start, c.end) for c in out]
         pos = s.start
-        for word, flag in _posseg(s.text):
+        for word, flag in _tag(s.text):
+            a, b = pos, pos + len(word)
+            pos = b
+            if any(wa < b and a < wb and (wa, wb) != (a, b) for wa, wb in whole):
+                continue  # a piece of a longer name found above
             if _is_person(word, flag):
-                out.append(_Candidate(s, pos, pos + len(word), 0.8, "who"))
-            pos += len(word)
+                out.append(_Candidate(s, a, b, 0.8, "who"))
+            elif flag == "eng" and len(word) >= 3:
+                out.append(_Candidate(s, a, b, 0.5, "who"))
+            elif flag == "nt" or (flag.startswith("n") and len(word) >= 3 and _ORG_SUFFIX_RE.search(word)):
+                out.append(_Candidate(s, a, b, 0.45, "who"))
     return out
 
 
@@ -639,14 +741,33 @@ def _is_place(word: str, flag: str) -> bool:
     return len(word) >= 2 and flag.startswith(("n", "j")) and bool(_PLACE_SUFFIX_RE.search(word))
 
 
+_WORK_HEAD_RE = re.compile(
+    r"电影|电视剧|剧|片|书|小说|作品|歌|曲|专辑|游戏|节目|杂志|报|刊|法|条例|文件|规定|办法|意见|通知|方案|规划|计划|纲要"
+)
+_COUNTRY_HEADS = frozenset({"国家", "国"})
+_ADMIN_SUFFIX_RE = re.compile(r"[省市县区镇乡村州路街]$")
+
+
+def _head_fit(q: _Question, text: str, flag: str) -> float:
+    """How well a place or organisation fits the noun after the which-word (「哪个大学」)."""
+    if not q.head:
+        return 0.8
+    if q.head in _COUNTRY_HEADS:
+        return 1.0 if flag == "ns" and not _ADMIN_SUFFIX_RE.search(text) else 0.5
+    if text.endswith(q.head) or text.endswith(q.head[-1]):
+        return 1.0
+    return 0.5
+
+
 def _where_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> list[_Candidate]:
     """Places and organisations; adjacent place words merged, lists kept whole."""
     out = []
+    title_fit = 1.0 if q.head and _WORK_HEAD_RE.search(q.head) else 0.5
     for m in _TITLE_RE.finditer(s.text):
-        out.append(_Candidate(s, s.start + m.start(), s.start + m.end(), 0.5, "where"))
+        out.append(_Candidate(s, s.start + m.start(), s.start + m.end(), title_fit, "where"))
     if not tagged:
         return out
-    tokens = _posseg(s.text)
+    tokens = _tag(s.text)
     offs = []
     pos = s.start
     for word, flag in tokens:
@@ -682,9 +803,7 @@ def _where_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> li
                     continue
             break
         for ia, ib in items:
-            fit = 0.8
-            if q.head and norm[ia:ib].endswith(q.head[-1]):
-                fit = 1.0
+            fit = _head_fit(q, norm[ia:ib], offs[i][3] if ia == a else "")
             if len(items) > 1:
                 fit *= 0.6 if q.wants_list else 0.9
             out.append(_Candidate(s, ia, ib, fit, "where"))
@@ -852,11 +971,18 @@ def _proximity(q: _Question, c: _Candidate, total_w: float) -> tuple[float, floa
 
 def _score_candidate(q: _Question, norm: str, c: _Candidate, total_w: float, top_score: float) -> None:
     prox, overlap = _proximity(q, c, total_w)
-    align = _alignment(q, norm, c)
+    if c.kind == "what" and q.qtype not in {"what", "other"}:
+        align = 0.6 if c.bounded else 0.3  # a slot is aligned by construction; do not count it twice
+    else:
+        align = _alignment(q, norm, c)
     s = c.sentence
     rel = s.score / top_score if top_score > 0 else 0.0
     c.score = 0.35 * rel + 0.25 * prox + 0.25 * align + 0.3 * c.fit - 0.5 * overlap
-    c.confidence = max(0.0, min(1.0, 0.55 * s.coverage + 0.2 * max(prox, align) + 0.25 * c.fit - 0.5 * overlap))
+    conf = 0.55 * s.coverage + 0.2 * max(prox, align) + 0.25 * c.fit - 0.5 * overlap
+    # The passage must be about what was asked: most of the question's weight and all of
+    # its proper names (「上海有几家…」 is not answered from an article about 晋中).
+    conf *= _NAME_MISSING_FACTOR**s.missing_names * min(1.0, s.passage_coverage / _MIN_PASSAGE_COVERAGE)
+    c.confidence = max(0.0, min(1.0, conf))
 
 
 # --------------------------------------------------------------------------------------
@@ -878,13 +1004,14 @@ def extract_answer(question: str, passages: Sequence[Passage]) -> Span | None:
         return None
     norms = [normalize_aligned(p.text or "") for p in passages]
     titles = [normalize_aligned(p.title or "") for p in passages]
+    q = _resolve_terms(q, "\n".join(norms + titles))
     sentences = _score_sentences(q, norms, titles)
     if not sentences:
         return None
     top = sentences[0]
     if top.coverage < _MIN_COVERAGE:
         return None
-    total_w = sum(w for _, w in q.terms) or 1.0
+    total_w = q.total_weight
     cands: list[_Candidate] = []
     for rank, s in enumerate(sentences[:_MAX_SENTENCES]):
         if s.score < _MIN_RELATIVE * top.score:

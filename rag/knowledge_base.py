@@ -421,13 +421,13 @@ class KnowledgeBase:
             self._reranker = CrossEncoderReranker(self._reranker_spec)
         return self._reranker.rerank(question, passages)
 
-    def answer(self, question: str, top_k: int = 5) -> Answer:
+    def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid") -> Answer:
         """The short answer to ``question`` with its evidence; ``text`` is None when the
         knowledge base holds nothing relevant (the closest passages are still returned)."""
         from .extraction import extract_answer
 
         question = clean_question(question)
-        passages = self.search(question, top_k=top_k)
+        passages = self.search(question, top_k=top_k, mode=mode)
         span = extract_answer(question, passages) if passages else None
         if span is None:
             return Answer(question, None, tuple(passages), 0.0)

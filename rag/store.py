@@ -19,11 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError
 from .lexical import BM25Index
@@ -45,6 +48,22 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL, "end" INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 """
+# Test hook for the crash tests (docs/reliability.md): RAG_TEST_CRASH_AT="point" or "point:n"
+# kills this process with SIGKILL at ``point`` of its n-th generation write (default: the
+# first). Points, in order: rows-written, before-rename, after-rename, after-manifest.
+# Read once at import; when unset each point costs one comparison with None.
+_CRASH_AT = os.environ.get("RAG_TEST_CRASH_AT") or None
+_crash_writes = 0
+
+
+def _crash_point(point: str) -> None:
+    name, _, nth = _CRASH_AT.partition(":")
+    if name == point and _crash_writes == int(nth or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def rebuild_hint(index_dir: Path) -> str:
     return f"Rebuild it: remove {index_dir} (or choose another --index-dir) and run `rag index PATH`."
 
@@ -67,11 +86,97 @@ def write_json_atomic(path: Path, data: dict) -> None:
     _fsync_dir(path.parent)
 
 
-def new_vector_index(dim: int):
-    """An exact inner-product index with explicit ids (vectors are L2-normalized)."""
+# -- the vector index: exact for small collections, IVF-Flat above a measured size -------
+# benchmarks/scale.py measures the choice (benchmarks/README.md): exact search on one thread
+# costs ~1 ms per 10k vectors, so above FLAT_MAX an inverted file with a hash direct map
+# (which keeps remove_ids and reconstruct_batch working) answers in ~1 ms with recall@10
+# >= 0.98 against exact search on real embeddings.
+FLAT_MAX = 20_000  # collections up to this size use exact search
+IVF_SHRINK = 10_000  # an IVF index that falls below this goes back to exact search
+IVF_REBUILD_FACTOR = 4  # retrain when the ideal list count drifts this far from the current one
+IVF_TRAIN_PER_LIST = 40  # training points per inverted list (faiss's minimum is 39)
+IVF_PROBE_FRACTION = 1 / 16  # share of the lists one query scans
+IVF_MIN_PROBE = 16
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about 4 sqrt(n), a power of two."""
+    return 1 << max(6, round(np.log2(4 * np.sqrt(max(n, 1)))))
+
+
+def new_vector_index(dim: int, n: int = 0, train=None):
+    """The one place that chooses the vector index for a collection of ``n`` vectors.
+
+    Up to :data:`FLAT_MAX` vectors: exact inner-product search (``IndexIDMap2`` over
+    ``IndexFlatIP``). Above: ``IndexIVFFlat`` with about 4 sqrt(n) lists, trained on
+    ``train`` (a sample of the vectors to be added), scanning 1/16 of its lists per query,
+    with a hash-table direct map so that ``remove_ids`` and ``reconstruct_batch`` work.
+    Vectors are L2-normalized, so inner product is cosine. Ids are the chunk ids.
+    """
     import faiss
 
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if n <= FLAT_MAX or train is None:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    train = np.ascontiguousarray(train, dtype=np.float32)
+    nlist = min(ivf_lists(n), max(1, len(train) // IVF_TRAIN_PER_LIST))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 1234
+    index.train(train)
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.nprobe = min(nlist, max(IVF_MIN_PROBE, round(nlist * IVF_PROBE_FRACTION)))
+    return index
+
+
+def vector_index_kind(index) -> str:
+    """``flat`` or ``ivf<nlist>,nprobe=<p>``: what the manifest records."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        return f"ivf{index.nlist},nprobe={index.nprobe}"
+    return "flat"
+
+
+def _all_vectors(index) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of every vector in a flat-with-ids or IVF-Flat index."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        lists = index.invlists
+        ids, vecs = [], []
+        for no in range(index.nlist):
+            size = lists.list_size(no)
+            if size:
+                ids.append(faiss.rev_swig_ptr(lists.get_ids(no), size).copy())
+                codes = faiss.rev_swig_ptr(lists.get_codes(no), size * lists.code_size).copy()
+                vecs.append(codes.view(np.float32).reshape(size, index.d))
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, index.d), np.float32)
+        return np.concatenate(ids).astype(np.int64), np.concatenate(vecs)
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    return ids, index.index.reconstruct_n(0, index.ntotal) if len(ids) else np.zeros((0, index.d), np.float32)
+
+
+def fit_vector_index(index):
+    """``index``, or the same vectors in the kind :func:`new_vector_index` chooses for its
+    size now (flat -> IVF as a collection grows past FLAT_MAX, IVF retrained when its size
+    moved far from what it was trained for, IVF -> flat below IVF_SHRINK)."""
+    import faiss
+
+    n = index.ntotal
+    if isinstance(index, faiss.IndexIVF):
+        ratio = ivf_lists(n) / index.nlist
+        if n >= IVF_SHRINK and 1 / IVF_REBUILD_FACTOR < ratio < IVF_REBUILD_FACTOR:
+            return index
+    elif n <= FLAT_MAX:
+        return index
+    ids, vecs = _all_vectors(index)
+    rng = np.random.default_rng(0)
+    sample = vecs[rng.choice(n, min(n, ivf_lists(n) * IVF_TRAIN_PER_LIST), replace=False)] if n else vecs
+    new = new_vector_index(index.d, n if n >= IVF_SHRINK else 0, sample)
+    if n:
+        new.add_with_ids(vecs, ids)
+    log.info("vector index for %d vectors: %s", n, vector_index_kind(new))
+    return new
 
 
 @dataclass
@@ -108,12 +213,42 @@ def read_manifest(folder: Path) -> dict | None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"{path} is unreadable ({exc}). {rebuild_hint(folder)}") from exc
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{path} is not an index manifest (a JSON object). {rebuild_hint(folder)}")
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexMismatchError(
             f"{folder} has index format {manifest.get('format')!r}; this version reads format "
             f"{FORMAT_VERSION}. {rebuild_hint(folder)}"
         )
+    missing = [key for key in _MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise IndexCorruptError(f"{path} lacks {', '.join(missing)}. {rebuild_hint(folder)}")
+    if not isinstance(manifest["generation"], str) or not re.fullmatch(r"gen-\d{8}", manifest["generation"]):
+        raise IndexCorruptError(
+            f"{path} names no valid generation ({manifest['generation']!r}). {rebuild_hint(folder)}"
+        )
     return manifest
+
+
+_MANIFEST_KEYS = ("model", "dim", "chunking", "tokenizer", "generation")
+
+
+def _check_sqlite_file(path: Path, folder: Path) -> None:
+    """A cheap truncation check: the page count in the SQLite header against the file size
+    (a query may not touch the missing pages, so opening alone does not notice)."""
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise IndexCorruptError(f"{path} is damaged (not an SQLite database). {rebuild_hint(folder)}")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    size = path.stat().st_size
+    if header[24:28] == header[92:96] and size < pages * page_size:  # the header count is valid
+        raise IndexCorruptError(
+            f"{path} is damaged (truncated: {size} bytes, the header says {pages * page_size}). "
+            f"{rebuild_hint(folder)}"
+        )
 
 
 def check_model(folder: Path, manifest: dict, model_spec: str | None) -> None:
@@ -145,6 +280,7 @@ def load_snapshot(folder: Path, manifest: dict) -> Snapshot:
     except Exception as exc:
         raise IndexCorruptError(f"{bm25_dir} is damaged ({exc}). {rebuild_hint(folder)}") from exc
     snap = Snapshot(folder, manifest, vectors, bm25, manifest["generation"])
+    _check_sqlite_file(rows, folder)
     try:
         with snap.connect() as con:
             n_chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
@@ -176,6 +312,10 @@ def write_generation(snapshot: Snapshot, vectors, bm25: BM25Index, changes) -> S
     """
     import faiss
 
+    global _crash_writes
+    if _CRASH_AT is not None:
+        _crash_writes += 1
+    vectors = fit_vector_index(vectors)
     folder = snapshot.folder
     folder.mkdir(parents=True, exist_ok=True)
     number = int(snapshot.generation.split("-")[-1]) + 1 if snapshot.generation else 1
@@ -195,6 +335,8 @@ def write_generation(snapshot: Snapshot, vectors, bm25: BM25Index, changes) -> S
         n_docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
     finally:
         con.close()
+    if _CRASH_AT is not None:
+        _crash_point("rows-written")
     faiss.write_index(vectors, str(tmp / "dense.faiss"))
     bm25.save(tmp / "bm25")
     for path in [tmp / "rows.sqlite", tmp / "dense.faiss", *sorted((tmp / "bm25").iterdir())]:
@@ -202,10 +344,16 @@ def write_generation(snapshot: Snapshot, vectors, bm25: BM25Index, changes) -> S
             os.fsync(f.fileno())
     final = folder / name
     shutil.rmtree(final, ignore_errors=True)  # leftover of a crash after rename, before manifest
+    if _CRASH_AT is not None:
+        _crash_point("before-rename")
     os.replace(tmp, final)
+    if _CRASH_AT is not None:
+        _crash_point("after-rename")
     manifest = dict(snapshot.manifest, generation=name, documents=n_docs, chunks=n_chunks,
-                    updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                    vector_index=vector_index_kind(vectors), updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json_atomic(folder / MANIFEST, manifest)
+    if _CRASH_AT is not None:
+        _crash_point("after-manifest")
     _remove_old_generations(folder, keep={name, snapshot.generation})
     snap = Snapshot(folder, manifest, vectors, bm25, name, (folder / MANIFEST).stat().st_mtime)
     snap.stats = {"documents": n_docs, "chunks": n_chunks}
