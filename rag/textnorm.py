@@ -13,6 +13,7 @@ OpenCC is loaded lazily, once, on first use; importing this module is cheap.
 
 from __future__ import annotations
 
+import re
 import threading
 import unicodedata
 
@@ -26,6 +27,8 @@ for _cp in range(ord("A"), ord("Z") + 1):
     _WIDTH_TABLE[_cp] = _cp + 32
 for _cp in range(0xFF21, 0xFF3B):  # full-width A-Z -> ascii a-z
     _WIDTH_TABLE[_cp] = _cp - 0xFEE0 + 32
+
+_FULL_WIDTH_RE = re.compile("[\uff01-\uff5e\u3000]")
 
 _converter = None
 _converter_lock = threading.Lock()
@@ -79,7 +82,9 @@ def normalize_aligned(text: str) -> str:
     """
     if not text:
         return text
-    folded = _lower_aligned(text.translate(_WIDTH_TABLE))
+    if _FULL_WIDTH_RE.search(text):
+        text = text.translate(_WIDTH_TABLE)
+    folded = _lower_aligned(text)
     if folded.isascii():
         return folded
     # Fast path: OpenCC over the whole text (phrase aware) when it keeps the length.
@@ -98,7 +103,8 @@ def normalize(text: str) -> str:
     """
     if not text:
         return text
-    folded = unicodedata.normalize("NFKC", text.translate(_WIDTH_TABLE))
+    # NFKC folds full-width forms (ＡＢＣ１２３？ -> ABC123?) and the ideographic space.
+    folded = text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
     if "\x00" in folded:
         return "".join(_t2s_char(c) for c in folded).lower()
     return _t2s_text(folded).lower()

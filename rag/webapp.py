@@ -289,6 +289,7 @@ mark.rag-span { background: #fde047; color: #0f172a; font-weight: 700; padding: 
   border-radius: 8px; padding: 12px 16px; line-height: 1.8; color: #1e293b; }
 #rag-doc-preview h3 { margin: 0 0 4px; font-size: 1.05rem; }
 .rag-upload-msg ul { margin: 4px 0 0 18px; padding: 0; }
+#rag-docs table, #rag-docs td span, #rag-docs th span { font-family: var(--font) !important; font-size: 0.85rem; }
 .rag-ok { color: #166534; } .rag-warn { color: #9a3412; }
 """
 
@@ -437,7 +438,9 @@ def build_app(kb) -> gr.Blocks:
                     reason = f"与已有文档「{_basename(twin)}」内容相同，未重复添加"
                     problems.append(f"{_esc(name)}：{_esc(reason)}")
                 else:
-                    reason = reason.replace(str(dest), name).replace(str(dest.resolve()), name) or "无法读取"
+                    for prefix in (str(dest.resolve()), str(dest)):
+                        reason = reason.replace(f"{prefix}: ", "").replace(prefix, name)
+                    reason = reason or "无法读取"
                     problems.append(f"{_esc(name)}：无法读取（{_esc(reason)}）")
                     with state.lock:
                         state.failed[name] = reason
@@ -576,13 +579,14 @@ def build_app(kb) -> gr.Blocks:
         chatbot.clear(clear_chat, None, [chatbot, history, last_question, question], api_visibility="private")
 
         kb_outputs = [header, table, doc_pick]
-        add_btn.click(upload, [files], [upload_msg, *kb_outputs, files], api_visibility="private")
-        delete_btn.click(delete, [doc_pick], [upload_msg, *kb_outputs, doc_view], api_visibility="private").then(
-            preview, [doc_pick], doc_view, api_visibility="private")
-        refresh_btn.click(refresh_kb, None, kb_outputs, api_visibility="private")
+        add_btn.click(upload, [files], [upload_msg, *kb_outputs, files], api_visibility="private",
+                      show_progress_on=[upload_msg])
+        delete_btn.click(delete, [doc_pick], [upload_msg, *kb_outputs, doc_view], api_visibility="private",
+                         show_progress_on=[upload_msg])
+        refresh_btn.click(refresh_kb, None, kb_outputs, api_visibility="private", show_progress="hidden")
         table.select(select_row, None, doc_pick, api_visibility="private")
-        doc_pick.change(preview, [doc_pick], doc_view, api_visibility="private")
-        app.load(refresh_kb, None, kb_outputs, api_visibility="private")
+        doc_pick.change(preview, [doc_pick], doc_view, api_visibility="private", show_progress="hidden")
+        app.load(refresh_kb, None, kb_outputs, api_visibility="private", show_progress="hidden")
 
         gr.api(ask, api_name="ask", concurrency_limit=8)
     return app

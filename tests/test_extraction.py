@@ -30,6 +30,7 @@ SEED_EDUCATION = (
     "坚持把学前教育普及普惠创建和义务教育优质均衡创建牢牢抓在手上,在寿阳召开学前教育普及普惠创建现场推进会,"
     "推动寿阳县、和顺县通过了学前教育普及普惠省级验收;在介休、太谷组织召开义务教育优质均衡创建现场观摩和督导会。"
 )
+SEED_UNIVERSITIES = "贯彻市委、市政府市校协同创新发展的决策举措,继续坚持与山西农大、晋中学院实施大中小学思政一体化建设。"
 SEED_PEOPLE = (
     "“市委五届八次全会为我们进一步明确了具体的改革方向。” 市委人才办主任李宁表示,"
     "下一步,市委人才办将贯彻落实省委“1+N”人才政策文件。"
@@ -181,6 +182,19 @@ def test_where_list_kept_whole() -> None:
     assert span.kind == "where"
 
 
+def test_where_which_noun_guides_the_answer() -> None:
+    passages = [passage(SEED_UNIVERSITIES, JINZHONG_TITLE)]
+    span = check_span(extract_answer("晋中与哪些高校实施大中小学思政一体化建设", passages), passages)
+    assert span.text == "山西农大、晋中学院"
+
+
+def test_count_ranges_and_chinese_numerals() -> None:
+    text = "该品种适宜生长于海拔300米至1,100米的地区。示范基地共有两层温室,年产量约二万四千多公斤。"
+    passages = [passage(text, "品种介绍")]
+    assert check_span(extract_answer("该品种适宜生长的海拔是多少米", passages), passages).text == "300米至1,100米"
+    assert check_span(extract_answer("示范基地的温室有几层", passages), passages).text == "两层"
+
+
 def test_when_full_date_and_year() -> None:
     passages = [passage(YANGQUAN, "阳泉市出台措施")]
     span = check_span(extract_answer("阳泉市人民政府什么时候印发的促进民营经济发展若干措施", passages), passages)
@@ -207,6 +221,17 @@ def test_what_slot_filling() -> None:
 def test_abstains_when_nothing_relevant(seed_passages: list[Passage]) -> None:
     assert extract_answer("太原市地铁2号线有多少个站", seed_passages) is None
     assert extract_answer("北京冬奥会的吉祥物叫什么", seed_passages) is None
+
+
+def test_abstains_when_the_asked_place_is_missing(seed_passages: list[Passage]) -> None:
+    # The passages answer this for 晋中, not for 上海: saying 7家 would be wrong.
+    assert extract_answer("上海有几家省级博士创新站", seed_passages) is None
+
+
+def test_who_with_a_person_title_is_not_answered_by_an_organisation() -> None:
+    text = "2026年2月2日在山西省第十四届人民代表大会第五次会议上作政府工作报告。"
+    passages = [passage(text, "山西省政府工作报告")]
+    assert extract_answer("山西省长是谁", passages) is None
 
 
 def test_empty_inputs() -> None:

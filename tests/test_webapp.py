@@ -24,9 +24,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_SERVER_NAME", "127.0.0.1")
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-import rag  # noqa: E402,F401  (sets the offline environment before gradio is imported)
+import rag  # noqa: F401  (sets the offline environment before gradio is imported)
 
-from .conftest import SEED_QUESTION  # noqa: E402
+from .conftest import SEED_QUESTION
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -132,16 +132,21 @@ def upload(page, paths: list[Path]) -> str:
     open_kb_tab(page)
     page.locator("#rag-upload input[type=file]").set_input_files([str(p) for p in paths])
     for p in paths:  # the files are on the server once the component lists them
-        page.locator("#rag-upload").get_by_text(p.name).first.wait_for()
+        page.locator("#rag-upload").get_by_text(p.stem).first.wait_for()
     page.locator("#rag-add").click()
     page.wait_for_function(
         "() => /已处理|未添加/.test(document.querySelector('#rag-upload-msg')?.innerText || '')", timeout=TIMEOUT_MS)
     return page.locator("#rag-upload-msg").inner_text()
 
 
+def table_cell(page, text: str):
+    """The visible table cell holding ``text`` (the table also keeps hidden copies of cells)."""
+    return page.locator("#rag-docs").get_by_text(text, exact=False).filter(visible=True).first
+
+
 def delete_document(page, title: str) -> str:
     open_kb_tab(page)
-    page.locator("#rag-docs").get_by_text(title).first.click()  # a click on the row picks it
+    table_cell(page, title).click()  # a click on the row picks it
     page.wait_for_function(
         "t => (document.querySelector('#rag-doc-pick input')?.value || '').includes(t)", arg=title)
     page.locator("#rag-delete").click()
@@ -166,8 +171,8 @@ def test_seed_question_answer_and_highlighted_source(page):
     assert "7家" in reply.locator(".rag-evidence mark.rag-span").inner_text()
     card = reply.locator("details.rag-source-answer")
     assert card.count() == 1
-    assert card.locator("mark.rag-span").inner_text() == "7家"
-    assert "7家省级博士创新站" in card.locator(".rag-sentence").first.inner_text()
+    assert card.locator(".rag-snippet mark.rag-span").inner_text() == "7家"
+    assert "7家省级博士创新站" in card.locator(".rag-snippet .rag-sentence").inner_text()
     assert "山西晋中:统筹推进教育科技人才一体改革" in card.locator(".rag-title").inner_text()
     meta = card.locator(".rag-meta").inner_text()
     assert "2024-10-07" in meta and "jinzhong_education_science_talent.txt" in meta and "相关度" in meta
@@ -217,9 +222,8 @@ def test_upload_answer_then_delete(page, tmp_path):
     message = upload(page, [good, bad])
     assert f"{UPLOAD_NAME}：已添加" in message
     assert "broken_scan.pdf" in message and "无法读取" in message
-    table = page.locator("#rag-docs")
-    table.get_by_text("太谷区数字农业建设情况通报").first.wait_for()
-    assert table.get_by_text("读取失败").count() >= 1  # the unreadable file is listed with its status
+    table_cell(page, "太谷区数字农业建设情况通报").wait_for()
+    assert table_cell(page, "读取失败").is_visible()  # the unreadable file is listed with its status
     assert page.locator("#rag-stat-docs").inner_text().startswith("2")
 
     open_chat_tab(page)
@@ -247,7 +251,7 @@ def test_document_markup_is_shown_as_text_never_run(page, tmp_path, webapp):
     try:
         assert f"{HOSTILE_NAME}：已添加" in upload(page, [hostile])
         # the title with its <script> is a plain table cell
-        page.locator("#rag-docs").get_by_text("榆次区安全公告<script>", exact=False).first.wait_for()
+        table_cell(page, "榆次区安全公告<script>").wait_for()
         open_chat_tab(page)
         ask(page, HOSTILE_QUESTION)
         reply = last_reply(page)
@@ -261,7 +265,7 @@ def test_document_markup_is_shown_as_text_never_run(page, tmp_path, webapp):
         assert chat.locator("img[src='x'], img[src*='evil'], a[href*='evil']").count() == 0
         # the full-text preview escapes it too
         open_kb_tab(page)
-        page.locator("#rag-docs").get_by_text("榆次区安全公告", exact=False).first.click()
+        table_cell(page, "榆次区安全公告").click()
         preview = page.locator("#rag-doc-preview")
         preview.wait_for()
         assert "<script>" in preview.inner_text()

@@ -1,0 +1,309 @@
+"""Updates, crashes and damaged files, through the real command line (``python -m rag.cli``).
+
+Every test runs the CLI in subprocesses against a private copy of a small index built with
+the fast MiniLM model. Crashes are real: the writer is killed with SIGKILL, either at a
+named point of ``store.write_generation`` (the ``RAG_TEST_CRASH_AT`` hook) or after a random
+delay once it has started committing. Damaged index files are opened in a subprocess, so a
+segfault would show as a negative return code instead of taking pytest down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag import KnowledgeBase
+from rag.store import read_manifest
+
+from .conftest import REPO
+from .test_knowledge_base import assert_consistent
+
+CITIES = ["太原", "大同", "长治", "晋城", "朔州", "忻州", "吕梁", "临汾", "运城", "阳泉", "晋中", "沈阳",
+          "大连", "鞍山", "抚顺", "本溪", "丹东", "锦州", "营口", "阜新"]
+# torch with its default thread count crawls on a busy 2-core machine; the tests time nothing
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+
+
+def article(city: str, n: int, thing: str = "公园", unit: str = "座") -> str:
+    return (f"{city}市2024年城市建设工作情况\n\n{city}市今年新建{thing}{n}{unit}，城市面貌明显改善。"
+            f"{city}市将继续推进城市更新行动。\n")
+
+
+def write_city_articles(folder: Path, cities: list[str], start: int = 10, thing: str = "公园") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, city in enumerate(cities):
+        (folder / f"{city}.txt").write_text(article(city, start + i, thing), encoding="utf-8")
+    return folder
+
+
+def rag(*args, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m rag.cli ARGS`` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], check=False, cwd=REPO, env={**ENV, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """stderr without the model loader's progress bar."""
+    return [line for line in result.stderr.splitlines() if line.strip() and "Loading weights" not in line]
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit code 2, one ``error:`` line naming the problem, no traceback."""
+    lines = stderr_lines(result)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def generation_dirs(index: Path) -> list[str]:
+    return sorted(p.name for p in index.iterdir() if p.is_dir())
+
+
+def doc_count(index: Path) -> int:
+    kb = KnowledgeBase(index)
+    assert_consistent(kb)
+    return kb.stats()["documents"]
+
+
+def bm25_top(kb: KnowledgeBase, question: str) -> str:
+    hits = kb.search(question, top_k=1, mode="bm25")
+    return hits[0].text if hits else ""
+
+
+@pytest.fixture(scope="module")
+def base_index(tmp_path_factory, minilm_path) -> Path:
+    """An index of three city articles, built once; tests work on copies."""
+    root = tmp_path_factory.mktemp("base")
+    docs = write_city_articles(root / "docs", CITIES[:3])
+    KnowledgeBase(root / "index", model=minilm_path).add([docs])
+    return root / "index"
+
+
+@pytest.fixture
+def index_copy(base_index, tmp_path) -> Path:
+    target = tmp_path / "index"
+    shutil.copytree(base_index, target)
+    return target
+
+
+# -- updates through the CLI --------------------------------------------------------------
+
+
+def test_cli_index_add_update_prune_remove_and_status(tmp_path, minilm_path):
+    docs = write_city_articles(tmp_path / "docs", CITIES[:4])
+    index = tmp_path / "index"
+    first = rag("index", docs, "--index-dir", index, "--model", minilm_path, "-q")
+    assert first.returncode == 0, first.stderr
+    assert "4 added, 0 updated, 0 unchanged" in first.stdout
+
+    status = rag("status", "--index-dir", index, "--json")
+    assert status.returncode == 0, status.stderr
+    stats = json.loads(status.stdout)
+    assert stats["documents"] == 4 and stats["chunks"] >= 4
+    assert stats["model"] == f"st:{Path(minilm_path).resolve()}" and stats["dim"] == 384
+    assert stats["bytes_on_disk"] > 0 and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", stats["updated_at"])
+    assert sorted(Path(d["source"]).name for d in stats["document_list"]) == sorted(f"{c}.txt" for c in CITIES[:4])
+    info = rag("info", "--index-dir", index)  # the alias, as text
+    assert info.returncode == 0 and re.search(r"documents: 4\b", info.stdout) and "model:" in info.stdout
+
+    # a changed file (new content), a file with only its bytes changed (CRLF, same text),
+    # a deleted file, a new file, and one left alone
+    (docs / f"{CITIES[0]}.txt").write_text(article(CITIES[0], 99, "学校", "所"), encoding="utf-8")
+    crlf = docs / f"{CITIES[1]}.txt"
+    crlf.write_bytes(crlf.read_bytes().replace(b"\n", b"\r\n"))
+    (docs / f"{CITIES[2]}.txt").unlink()
+    write_city_articles(docs, CITIES[4:5], start=50)
+    second = rag("index", docs, "--index-dir", index, "--prune", "-q")  # the model comes from the manifest
+    assert second.returncode == 0, second.stderr
+    assert "1 added, 1 updated, 2 unchanged" in second.stdout and "1 removed" in second.stdout
+    kb = KnowledgeBase(index)
+    assert_consistent(kb)
+    assert kb.stats()["documents"] == 4
+    assert "学校99所" in bm25_top(kb, f"{CITIES[0]}新建学校")
+    assert not any("公园10座" in p.text for p in kb.search(f"{CITIES[0]}公园", top_k=10, mode="bm25"))
+    assert not any(CITIES[2] in p.text for p in kb.search(f"{CITIES[2]}公园", top_k=10, mode="bm25"))
+    assert "公园50座" in bm25_top(kb, f"{CITIES[4]}新建公园")
+
+    # nothing changed: every file skipped, no new generation written, no model loaded
+    manifest = read_manifest(index)
+    third = rag("index", docs, "--index-dir", index, "--prune", "-q", "-v")
+    assert third.returncode == 0 and "0 added, 0 updated, 4 unchanged" in third.stdout
+    assert read_manifest(index) == manifest
+    one = rag("add", docs / f"{CITIES[3]}.txt", "--index-dir", index, "-q")
+    assert one.returncode == 0 and "0 added, 0 updated, 1 unchanged" in one.stdout
+
+    # remove by id and by source path; an unknown one is a clean error that changes nothing
+    doc_id = next(d["doc_id"] for d in kb.documents() if d["source"].endswith(f"{CITIES[3]}.txt"))
+    removed = rag("remove", doc_id, docs / f"{CITIES[1]}.txt", "--index-dir", index)
+    assert removed.returncode == 0 and "removed 2 document(s)" in removed.stdout, removed.stderr
+    unknown = rag("remove", "no-such-document", "--index-dir", index)
+    assert_clean_error(unknown, "no document 'no-such-document'")
+    after = json.loads(rag("status", "--index-dir", index, "--json").stdout)
+    assert after["documents"] == 2
+    assert {Path(d["source"]).name for d in after["document_list"]} == {f"{CITIES[0]}.txt", f"{CITIES[4]}.txt"}
+    assert_consistent(KnowledgeBase(index))
+
+
+# -- crashes ------------------------------------------------------------------------------
+
+MORE = CITIES[10:14]  # four more articles, one chunk each: with --commit-every 1, one commit each
+
+
+@pytest.mark.parametrize(("point", "committed"), [
+    ("before-rename", 1),  # the new generation complete in its temporary folder
+    ("after-rename", 1),  # renamed into place, manifest still names the previous one
+    ("after-manifest", 2),  # the switch done, old generations not yet removed
+])
+def test_sigkill_during_add_at_named_points(index_copy, tmp_path, point, committed):
+    """``rag add`` killed at ``point`` of its second commit: the index opens at the last
+    committed generation, consistent, and rerunning the command finishes the job."""
+    more = write_city_articles(tmp_path / "more", MORE, start=60)
+    killed = rag("add", more, "--index-dir", index_copy, "--commit-every", "1", "-q",
+                 env={"RAG_TEST_CRASH_AT": f"{point}:2"})
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    assert doc_count(index_copy) == 3 + committed
+
+    rerun = rag("add", more, "--index-dir", index_copy, "--commit-every", "1", "-q")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{4 - committed} added, 0 updated, {committed} unchanged" in rerun.stdout
+    kb = KnowledgeBase(index_copy)
+    assert_consistent(kb)
+    assert kb.stats()["documents"] == 7
+    for i, city in enumerate(MORE):
+        assert f"公园{60 + i}座" in bm25_top(kb, f"{city}新建公园")
+    # crash leftovers (temporary folders, orphaned generations) are gone after the next write
+    assert all(re.fullmatch(r"gen-\d{8}", name) for name in generation_dirs(index_copy))
+    assert len(generation_dirs(index_copy)) <= 2
+
+
+@pytest.mark.parametrize("point", ["rows-written", "before-rename", "after-rename", "after-manifest"])
+def test_sigkill_during_remove_at_named_points(index_copy, point):
+    """``rag remove`` writes a generation too (no model needed, so every point is cheap)."""
+    victim = KnowledgeBase(index_copy).documents()[0]["doc_id"]
+    killed = rag("remove", victim, "--index-dir", index_copy, env={"RAG_TEST_CRASH_AT": point})
+    assert killed.returncode == -signal.SIGKILL
+    done = point == "after-manifest"
+    assert doc_count(index_copy) == (2 if done else 3)
+    rerun = rag("remove", victim, "--index-dir", index_copy)
+    if done:
+        assert_clean_error(rerun, "no document")
+    else:
+        assert rerun.returncode == 0, rerun.stderr
+    assert doc_count(index_copy) == 2
+
+
+def test_sigkill_during_the_very_first_write(tmp_path, minilm_path):
+    """Killed after renaming the first generation but before any manifest existed: the
+    folder reads as an empty index (nothing was committed) and a rerun builds it."""
+    docs = write_city_articles(tmp_path / "docs", CITIES[:2])
+    index = tmp_path / "index"
+    model = minilm_path
+    killed = rag("index", docs, "--index-dir", index, "--model", model, "-q",
+                 env={"RAG_TEST_CRASH_AT": "after-rename:1"})
+    assert killed.returncode == -signal.SIGKILL
+    assert (index / "gen-00000001").is_dir() and not (index / "manifest.json").exists()
+    status = rag("status", "--index-dir", index, "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["documents"] == 0
+    rerun = rag("index", docs, "--index-dir", index, "--model", model, "-q")
+    assert rerun.returncode == 0 and "2 added" in rerun.stdout, rerun.stderr
+    assert doc_count(index) == 2
+
+
+def test_sigkill_after_random_delays_then_rerun_finishes(index_copy, tmp_path):
+    """Kill ``rag add`` at random moments once it has started committing (20 one-chunk
+    commits), twice; after each kill the index opens consistent with a whole number of
+    committed documents; a final run adds the rest."""
+    more = write_city_articles(tmp_path / "more", CITIES[3:], start=70)
+    seed = int(os.environ.get("RAG_TEST_SEED", time.time_ns() % 10_000))
+    rng = random.Random(seed)
+    counts = [3]
+    for _ in range(2):
+        start_gen = read_manifest(index_copy)["generation"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", "add", str(more), "--index-dir", str(index_copy),
+             "--commit-every", "1", "-q"], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while read_manifest(index_copy)["generation"] == start_gen and proc.poll() is None:
+            assert time.monotonic() < deadline, "the writer never committed"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+        counts.append(doc_count(index_copy))
+        assert counts[-1] > counts[-2], f"seed {seed}: no progress {counts}"
+    final = rag("add", more, "--index-dir", index_copy, "-q")
+    assert final.returncode == 0, final.stderr
+    assert doc_count(index_copy) == len(CITIES), f"seed {seed}: {counts}"
+    kb = KnowledgeBase(index_copy)
+    for i, city in enumerate(CITIES[3:]):
+        assert f"公园{70 + i}座" in bm25_top(kb, f"{city}新建公园"), (seed, city)
+
+
+# -- damaged index files --------------------------------------------------------------------
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _current_gen(index: Path) -> Path:
+    return index / json.loads((index / "manifest.json").read_text(encoding="utf-8"))["generation"]
+
+
+DAMAGE = {
+    "manifest-garbage": (lambda ix: (ix / "manifest.json").write_bytes(b"\x89\x00garbage\xff" * 20), "manifest.json"),
+    "manifest-truncated": (lambda ix: _truncate(ix / "manifest.json"), "manifest.json"),
+    "manifest-not-an-object": (lambda ix: (ix / "manifest.json").write_text("[1, 2]"), "manifest.json"),
+    "manifest-missing-keys": (lambda ix: (ix / "manifest.json").write_text('{"format": 1}'), "manifest.json"),
+    "rows-truncated": (lambda ix: _truncate(_current_gen(ix) / "rows.sqlite"), "rows.sqlite"),
+    "rows-truncated-last-page": (lambda ix: _truncate(_current_gen(ix) / "rows.sqlite", 0.99), "rows.sqlite"),
+    "rows-zero-bytes": (lambda ix: _truncate(_current_gen(ix) / "rows.sqlite", 0), "rows.sqlite"),
+    "bm25-npy-truncated": (lambda ix: _truncate(_current_gen(ix) / "bm25" / "tf_data.npy"), "bm25"),
+    "bm25-vocab-truncated": (lambda ix: _truncate(_current_gen(ix) / "bm25" / "vocab.npy", 0.9), "bm25"),
+    "dense-truncated": (lambda ix: _truncate(_current_gen(ix) / "dense.faiss"), "dense.faiss"),
+    "generation-deleted": (lambda ix: shutil.rmtree(_current_gen(ix)), "rows.sqlite"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_index_is_a_clear_error_naming_the_file(index_copy, damage):
+    make, filename = DAMAGE[damage]
+    gen = _current_gen(index_copy)
+    make(index_copy)
+    for command in (["status"], ["ask", "太原新建了几座公园"]):
+        result = rag(*command, "--index-dir", index_copy)
+        assert result.returncode > 0, f"{command}: return code {result.returncode} (negative: a signal)"
+        line = assert_clean_error(result, filename, "rag index")
+        assert str(index_copy) in line
+        if damage.startswith(("rows", "bm25", "dense")):
+            assert str(gen) in line  # the full path of the damaged file
+
+
+def test_damaged_rows_met_by_a_query_are_a_clear_error(index_copy):
+    """Garbage in the middle of rows.sqlite may pass the open-time checks; the query that
+    meets it raises IndexCorruptError naming the file, never a raw sqlite3 error."""
+    rows = _current_gen(index_copy) / "rows.sqlite"
+    data = bytearray(rows.read_bytes())
+    data[4096:] = b"\x5a" * (len(data) - 4096)  # every page after the first
+    rows.write_bytes(bytes(data))
+    code = ("import sys\nfrom rag import KnowledgeBase\nfrom rag.errors import IndexCorruptError\n"
+            "try:\n    kb = KnowledgeBase(sys.argv[1]); kb.search('太原 公园', mode='bm25'); kb.documents()\n"
+            "except IndexCorruptError as exc:\n    print('CLEAR', exc)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(index_copy)], check=False, cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("CLEAR") and "rows.sqlite" in result.stdout and "rag index" in result.stdout
