@@ -72,8 +72,11 @@ def main() -> int:
     args = ap.parse_args()
     qpath, ppath = args.data / "questions.jsonl", args.data / "passages.jsonl"
     if not qpath.exists() or not ppath.exists():
-        print(f"data folder {args.data} is missing (expected questions.jsonl and passages.jsonl); "
-              "this benchmark needs ../shared/data", file=sys.stderr)
+        print(
+            f"data folder {args.data} is missing (expected questions.jsonl and passages.jsonl); "
+            "this benchmark needs ../shared/data",
+            file=sys.stderr,
+        )
         return 2
     passages = {}
     with ppath.open(encoding="utf-8") as f:
@@ -111,8 +114,10 @@ def main() -> int:
             st[3] += span is not None
     elapsed = time.perf_counter() - t0
 
-    print(f"CMRC 2018 train, oracle passage, n={len(sample)} (seed {args.seed}), "
-          f"{1000 * elapsed / len(sample):.2f} ms/question")
+    print(
+        f"CMRC 2018 train, oracle passage, n={len(sample)} (seed {args.seed}), "
+        f"{1000 * elapsed / len(sample):.2f} ms/question"
+    )
     print(f"{'group':<16}{'n':>6}{'EM':>8}{'F1':>8}{'answered':>10}")
     for g in sorted(stats, key=lambda k: (k != "all", k != "short_numeric", k)):
         n, em, f1, ans = stats[g]

@@ -16,6 +16,10 @@ would use:
 4. **Candidate scoring**: sentence score, proximity to the key terms inside the same
    clause, alignment with the question's left/right context (「…7家省级博士创新站」 for
    「几家省级博士创新站」) and how well the candidate fits what was asked (家 for 几家).
+5. **Confidence and abstention**: the share of the question's key-term weight found
+   around the answer, scaled down when the passage lacks a proper name of the question
+   (「上海…」 asked of an article about 晋中) or when the candidate has the wrong form
+   (an organisation for 「市长是谁」); below a threshold the extractor returns None.
 
 All matching runs on :func:`rag.textnorm.normalize_aligned` text, which keeps offsets,
 so every span is cut out of the original passage text exactly.
@@ -34,6 +38,12 @@ from .textnorm import normalize_aligned
 from .types import Passage, Span
 
 __all__ = ["extract_answer", "question_type"]
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """A tuple of the whitespace-separated words of ``text`` (for long word lists)."""
+    return tuple(text.split())
+
 
 # --------------------------------------------------------------------------------------
 # Question words
@@ -67,28 +77,25 @@ _LEADING_Q_RE = re.compile(r"^(?:请问|请告诉我|请|问|我想知道|想知
 
 # Measure words / units, longest first. Families let 「多少钱」 prefer 元 and 「多高」 米.
 _UNIT_FAMILIES: dict[str, tuple[str, ...]] = {
-    "area": ("平方呎", "平方英呎", "km2", "km²", "m2", "m²", "平方公里", "平方千米", "平方米", "平方英里", "平方英尺", "公顷", "亩"),
-    "money": (
-        "亿美元", "万美元", "美元", "亿元", "万元", "千元", "元", "欧元", "英镑", "日元", "港元",
-        "港币", "人民币", "澳元", "加元", "韩元", "新台币", "台币", "卢布", "欧元", "块钱", "块", "角",
+    "area": _words("平方呎 平方英呎 km2 km² m2 m² 平方公里 平方千米 平方米 平方英里 平方英尺 公顷 亩"),
+    "money": _words(
+        "亿美元 万美元 美元 亿元 万元 千元 元 欧元 英镑 日元 港元 港币 人民币 澳元 加元 韩元 新台币 台币 卢布 块钱 块 角"
     ),
-    "length": (
-        "km", "cm", "mm", "m", "ft", "mi", "光年", "公里", "呎", "吋", "千米", "公尺", "厘米", "公分", "毫米", "英里", "英尺", "英寸", "海里", "米", "尺", "寸", "里",
+    "length": _words(
+        "km cm mm m ft mi 光年 公里 呎 吋 千米 公尺 厘米 公分 毫米 英里 英尺 英寸 海里 米 尺 寸 里"
     ),
-    "weight": ("kg", "千克", "公斤", "吨", "克", "斤", "磅"),
-    "time": ("个小时", "小时", "分钟", "个月", "星期", "年", "月", "天", "日", "周", "秒"),
-    "age": ("周岁", "岁"),
-    "percent": ("%", "‰", "个百分点", "成"),
-    "power": ("匹马力", "马力", "万千瓦", "千瓦", "兆瓦", "瓦", "千伏", "伏"),
-    "temperature": ("°c", "℃", "度"),
-    "speed": ("km/h", "公里/小时", "千米/小时", "米/秒", "m/s", "mph"),
-    "generic": (
-        "人次", "万人", "个", "家", "人", "名", "位", "所", "场", "项", "次", "件", "条", "座", "台", "辆",
-        "架", "艘", "套", "种", "类", "批", "届", "期", "支", "队", "部", "本", "篇", "首", "张", "幅",
-        "集", "层", "栋", "户", "处", "间", "票", "分", "倍", "头", "只", "株", "棵", "枚", "颗", "份",
-        "门", "节", "轮", "季", "所", "例", "起", "亿", "万", "千", "百", "世纪", "代", "级", "股", "册",
-        "卷", "章", "回", "组", "对", "双", "片", "块", "幢", "话", "任", "品", "部分", "首歌", "号", "路", "线",
-        "辑", "站", "关", "局", "盘", "球", "席", "道", "页", "把", "招", "瓶", "杯", "箱", "袋", "盒", "粒",
+    "weight": _words("kg 千克 公斤 吨 克 斤 磅"),
+    "time": _words("个小时 小时 分钟 个月 星期 年 月 天 日 周 秒"),
+    "age": _words("周岁 岁"),
+    "percent": _words("% ‰ 个百分点 成"),
+    "power": _words("匹马力 马力 万千瓦 千瓦 兆瓦 瓦 千伏 伏"),
+    "temperature": _words("°c ℃ 度"),
+    "speed": _words("km/h 公里/小时 千米/小时 米/秒 m/s mph"),
+    "generic": _words(
+        "人次 万人 个 家 人 名 位 所 场 项 次 件 条 座 台 辆 架 艘 套 种 类 批 届 期 支 队 部 本 篇 "
+        "首 张 幅 集 层 栋 户 处 间 票 分 倍 头 只 株 棵 枚 颗 份 门 节 轮 季 例 起 亿 万 千 百 世纪 "
+        "代 级 股 册 卷 章 回 组 对 双 片 块 幢 话 任 品 部分 首歌 号 路 线 辑 站 关 局 盘 球 席 道 "
+        "页 把 招 瓶 杯 箱 袋 盒 粒"
     ),
 }
 _UNIT_FAMILY: dict[str, str] = {}
@@ -99,10 +106,7 @@ _UNITS = sorted(_UNIT_FAMILY, key=len, reverse=True)
 _UNIT_ALT = "|".join(re.escape(u) for u in _UNITS)
 _UNIT_AT_RE = re.compile(rf"(?:{_UNIT_ALT})")
 # Adjective after 多 in 「多高」 etc. -> expected unit family.
-_ADJ_FAMILY = {
-    "高": "length", "长": "length", "深": "length", "远": "length", "宽": "length", "厚": "length",
-    "粗": "length", "重": "weight", "久": "time", "大": "",
-}
+_ADJ_FAMILY = {**dict.fromkeys("高长深远宽厚粗", "length"), "重": "weight", "久": "time", "大": ""}
 
 _CN_DIGITS = "零〇一二两三四五六七八九十百千万亿"
 _ARABIC = r"\d+(?:,\d{3})*(?:\.\d+)?"
@@ -141,7 +145,9 @@ _DATE_RE = re.compile(
 _HAS_DAY_RE = re.compile(r"[日号]$|\d[-/.]\d{1,2}[-/.]\d")
 _DATE_NUMERAL_RE = re.compile(r"\d|[〇零一二三四五六七八九十元]")
 _SHORT_YEARS_RE = re.compile(r"\d{1,2}年")
-_YEAR_IN_DATE_RE = re.compile(rf"[清明唐宋元汉]?(?:{_ERAS})(?:元|[一二三四五六七八九十]{{1,3}})年|(?:公元前?|西元前?|前)?(?:\d{{1,4}}|[〇零一二三四五六七八九]{{2,4}})\s?年")
+_YEAR_IN_DATE_RE = re.compile(
+    rf"[清明唐宋元汉]?(?:{_ERAS})(?:元|[一二三四五六七八九十]{{1,3}})年|(?:公元前?|西元前?|前)?(?:\d{{1,4}}|[〇零一二三四五六七八九]{{2,4}})\s?年"
+)
 
 _TITLE_RE = re.compile(r"《[^《》\n]{1,40}》|「[^「」\n]{1,30}」|“[^“”\n]{1,30}”|\"[^\"\n]{1,30}\"")
 # Characters of transliterated foreign names (Xinhua style), for 「阿尔伯特·斯佩尔」.
@@ -160,14 +166,17 @@ _PERSON_TITLES = (
 )
 _PERSON_TITLE_RE = re.compile(_PERSON_TITLES)
 _TITLE_NAME_RE = re.compile(
-    _PERSON_TITLES + r"([\u4e00-\u9fff]{2,3}?)(?=说|表示|指出|介绍|强调|认为|称|告诉|提出|坦言|透露|解释|[,:(])"
+    _PERSON_TITLES
+    + r"([\u4e00-\u9fff]{2,3}?)(?=说|表示|指出|介绍|强调|认为|称|告诉|提出|坦言|透露|解释|[,:(])"
 )
 _PLACE_SUFFIX_RE = re.compile(
     r"(?:省|市|县|区|镇|乡|村|州|国|岛|山|河|湖|江|海|街|路|局|委|厅|部|院|校|中心|公司|集团|大学|学院"
     r"|医院|馆|园|所|办|会|署|站|港|湾|城|营|洲|镇|社区|基地|平台|库|室|团|庄|寺|宫|殿|楼|桥)$"
 )
 
-_ORG_SUFFIX_RE = re.compile(r"(?:局|委|厅|部|院|校|中心|公司|集团|大学|学院|协会|学会|银行|政府|委员会|电视台|出版社)$")
+_ORG_SUFFIX_RE = re.compile(
+    r"(?:局|委|厅|部|院|校|中心|公司|集团|大学|学院|协会|学会|银行|政府|委员会|电视台|出版社)$"
+)
 _SENTENCE_RE = re.compile(r"[^。!?;\n]+[。!?;]*")
 _CLAUSE_SPLIT_RE = re.compile(r"(?<!\d),|,(?!\d{3}(?!\d))|(?<!\d):|:(?!\d)")
 _HAN_OR_ALNUM_RE = re.compile(r"[\u4e00-\u9fff0-9a-z]")
@@ -179,15 +188,13 @@ _SLOT_LEAD_TRIM_RE = re.compile(
 _SLOT_TAIL_TRIM_RE = re.compile(r"(?:的|了|是|等|之一|说|表示|指出|介绍|强调|认为|称)$")
 
 _STOP_WORDS = frozenset(
-    (
-        "的", "了", "是", "有", "在", "和", "与", "及", "也", "都", "就", "被", "把", "对", "从", "到", "于", "为", "以",
-        "而", "或", "吗", "呢", "吧", "啊", "呀", "嘛", "个", "这", "那", "其", "该", "此", "之", "等", "中", "上", "下",
-        "内", "一", "共", "一共", "总共", "大约", "约", "分别", "请问", "请", "告诉", "我", "你", "他", "她", "它", "们", "我们",
-        "你们", "他们", "什么", "哪", "几", "多少", "谁", "何", "具体", "目前", "现在", "主要", "哪些", "如何", "怎么", "能", "会",
-        "要", "可以", "可", "需要", "已经", "曾", "曾经", "还", "又", "再", "很", "最", "叫", "叫做", "称", "称为", "得", "地",
-        "着", "过", "给", "让", "使", "将", "所", "并", "且", "但", "如果", "因为", "所以", "由", "向", "跟", "同", "当",
-        "时", "年", "第", "多", "少", "大", "是否", "有没有", "吗?", "么", "甚么", "啥", "怎样", "为什么", "为何", "哪里", "哪儿",
-        "哪个", "哪位", "哪一", "哪家", "什么样", "多大", "多久", "多长", "多高", "一下", "知道", "想", "问", "是不是", "其中", "之中"
+    _words(
+        """
+        的 了 是 有 在 和 与 及 也 都 就 被 把 对 从 到 于 为 以 而 或 吗 呢 吧 啊 呀 嘛 个 这 那 其 该 此 之 等 中 上 下 内 一 共 一共 总共 大约
+        约 分别 请问 请 告诉 我 你 他 她 它 们 我们 你们 他们 什么 哪 几 多少 谁 何 具体 目前 现在 主要 哪些 如何 怎么 能 会 要 可以 可 需要 已经 曾 曾经
+        还 又 再 很 最 叫 叫做 称 称为 得 地 着 过 给 让 使 将 所 并 且 但 如果 因为 所以 由 向 跟 同 当 时 年 第 多 少 大 是否 有没有 吗? 么 甚么
+        啥 怎样 为什么 为何 哪里 哪儿 哪个 哪位 哪一 哪家 什么样 多大 多久 多长 多高 一下 知道 想 问 是不是 其中 之中
+        """
     )
 )
 _CONNECTORS = frozenset({"、", "和", "及", "与", "以及", "或", "或者", "、和"})
@@ -234,7 +241,7 @@ _SURNAMES = frozenset(
     "骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏"
     "宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
 )
-_COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "令狐", "慕容", "尉迟", "长孙", "宇文", "司徒", "夏侯")
+_COMPOUND_SURNAMES = _words("欧阳 司马 上官 诸葛 东方 皇甫 令狐 慕容 尉迟 长孙 宇文 司徒 夏侯")
 _HAN_RE = re.compile(r"[\u4e00-\u9fff]+")
 
 
@@ -439,9 +446,9 @@ def _analyze(question: str) -> _Question:
         terms[word] = _term_weight(word)
         if flag.startswith(("ns", "nr", "nt")) and len(word) >= 2:
             names.append(word)
-        if (flag.startswith(("ns", "nr", "nt", "nz")) or flag == "eng" or any(c.isdigit() for c in word)) and len(
-            word
-        ) >= 2:
+        if (
+            flag.startswith(("ns", "nr", "nt", "nz")) or flag == "eng" or any(c.isdigit() for c in word)
+        ) and len(word) >= 2:
             entities.append(word)
     content = _NON_CONTENT_RE.sub("", left + right)
     attribute = ""
@@ -522,7 +529,8 @@ class _Sentence:
     coverage: float = 0.0
     passage_coverage: float = 0.0  # share of key-term weight found anywhere in the passage or title
     missing_names: int = 0  # proper names of the question absent from the passage and title
-    hits: list[tuple[int, int, float, str]] = field(default_factory=list)  # term occurrences: start, end, w, term
+    # occurrences of key terms: (start, end) in passage offsets, weight, term
+    hits: list[tuple[int, int, float, str]] = field(default_factory=list)
 
 
 def _split_sentences(norm: str, passage: int) -> list[_Sentence]:
@@ -612,7 +620,12 @@ def _score_sentences(q: _Question, norms: list[str], titles: list[str]) -> list[
             char_cov = len(q.chars.intersection(s.text)) / n_chars
             bigram_cov = sum(1 for bg in bigrams if bg in s.text) / n_bigrams if char_cov else 0.0
             s.coverage = 0.55 * min(1.0, word_cov + 0.3 * prev_cov) + 0.2 * bigram_cov + 0.25 * pass_cov
-            sel = 0.55 * min(1.0, sel_cov + 0.3 * sel_prev) + 0.2 * bigram_cov + 0.1 * char_cov + 0.15 * pass_cov
+            sel = (
+                0.55 * min(1.0, sel_cov + 0.3 * sel_prev)
+                + 0.2 * bigram_cov
+                + 0.1 * char_cov
+                + 0.15 * pass_cov
+            )
             s.score = sel * entity_factor + 0.06 * rank_prior
             prev = in_sent
             sentences.append(s)
@@ -627,6 +640,8 @@ def _score_sentences(q: _Question, norms: list[str], titles: list[str]) -> list[
 
 @dataclass
 class _Candidate:
+    """A possible answer span with the features it is ranked by."""
+
     sentence: _Sentence
     start: int  # passage offsets
     end: int
@@ -942,7 +957,9 @@ def _alignment(q: _Question, norm: str, c: _Candidate) -> float:
     """How well the candidate sits in the question's slot (0..1)."""
     s = c.sentence
     best = c.in_slot
-    if q.attribute and (q.attribute in norm[max(s.start, c.start - 3) : c.start] or norm[c.end : c.end + 1] == q.attribute):
+    if q.attribute and (
+        q.attribute in norm[max(s.start, c.start - 3) : c.start] or norm[c.end : c.end + 1] == q.attribute
+    ):
         best = max(best, 0.5)  # 「1.2米高」「水深0至120公尺」 for 「多高」「多深」
     if q.right:
         end = max(c.end, c.context_end)

