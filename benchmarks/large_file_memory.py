@@ -13,8 +13,9 @@ read too. The larger is reported as the peak.
 
 Models (``--model``):
 
-* ``tiny``: a 1-layer, 32-wide BERT with random weights and MiniLM's tokenizer, built
-  here in a temporary folder and loaded as an ordinary sentence-transformers model path.
+* ``tiny``: a 1-layer, 32-wide BERT with random weights and MiniLM's tokenizer, projected
+  to 384 dimensions (as MiniLM and e5-small), built here in a temporary folder and loaded
+  as an ordinary sentence-transformers model path.
   Every stage is real (decoding, cleaning, chunking, tokenizing, BM25, FAISS, SQLite, the
   generation write) but the encoder costs almost nothing, so the whole 50 MB file fits in
   minutes on 2 cores. Use it to measure memory and the non-embedding stages;
@@ -96,9 +97,11 @@ def make_tiny_model(folder: Path) -> Path:
     BertModel(config).save_pretrained(hf)
     tokenizer.save_pretrained(hf)
     word = models.Transformer(str(hf), max_seq_length=256)
-    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    pool = models.Pooling(32, pooling_mode="mean")
+    # projected to 384 dimensions, like MiniLM and e5-small: the vectors' memory is real
+    dense = models.Dense(in_features=32, out_features=384)
     out = folder / "tiny-st"
-    SentenceTransformer(modules=[word, pool], device="cpu").save(str(out))
+    SentenceTransformer(modules=[word, pool, dense], device="cpu").save(str(out))
     return out
 
 
@@ -132,8 +135,7 @@ def run_add(file: Path, index_dir: Path, model: str, commit_every: int | None, t
             rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
         except psutil.Error:
             rss = 0
-        if rss > peak:
-            peak = rss
+        peak = max(peak, rss)
         if not timeline or time.perf_counter() - t0 - timeline[-1][0] >= 5:
             timeline.append((round(time.perf_counter() - t0, 1), rss // MB))
         time.sleep(0.1)

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .errors import RagError
 
@@ -25,7 +26,8 @@ def cmd_index(args) -> int:
     kb = _kb(args)
     report = kb.add(args.paths, prune=getattr(args, "prune", False), progress=not args.quiet)
     for path, reason in report.failed:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        head, sep, rest = reason.partition(": ")  # reasons often start with the path already
+        print(f"skipped {path}: {rest if sep and Path(head).name == Path(path).name else reason}", file=sys.stderr)
     for path, twin in report.duplicates:
         print(f"skipped {path}: same text as {twin}", file=sys.stderr)
     stats = kb.stats()
@@ -42,8 +44,6 @@ def cmd_remove(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from pathlib import Path
-
     from .store import MANIFEST
 
     kb = _kb(args)

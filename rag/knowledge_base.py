@@ -318,7 +318,7 @@ class KnowledgeBase:
                     doc = load()
                 except DocumentError as exc:
                     report.failed.append((source, str(exc)))
-                    log.warning("%s", exc)
+                    log.info("%s", exc)  # reported in AddReport.failed; the caller shows it
                     continue
                 content = _sha(doc.text)
                 if old is not None and old[2] == content:
@@ -327,7 +327,7 @@ class KnowledgeBase:
                 twin = by_content.get(content)
                 if twin is not None and twin != source:
                     report.duplicates.append((source, twin))
-                    log.warning("%s has the same text as %s; skipped", source, twin)
+                    log.info("%s has the same text as %s; skipped", source, twin)  # in report.duplicates
                     continue
                 doc_id = old[0] if old else (doc.doc_id or _sha(source, 16))
                 doc = replace(doc, doc_id=doc_id)

@@ -2,17 +2,24 @@
 
 The candidate pool is the union of the top ``pool`` of each method. Every candidate gets
 both scores (its exact cosine from the stored vector, its BM25 score from the full score
-vector), each normalized over the pool, then the two are mixed with ``dense_weight``.
+vector), each normalized over the pool, then the two are mixed with a dense weight that
+depends on the question (:func:`dense_weight_for`): how much of the question the best
+BM25 candidate holds (its IDF-weighted share of the question's terms, ``strength``).
+When the question's words are all there, BM25 is precise and leads; when they are not
+(a paraphrase, a question written without the text at hand), the dense score leads.
 Methods ``dense`` and ``bm25`` rank by one score alone.
+
+The defaults were chosen on two development sets (CMRC 2018 and the 疫情政务问答 policy
+set); the figures are in README.md and ``benchmarks/retrieval_quality.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .store import Snapshot
+from .store import Snapshot, search_vectors
 
 MODES = ("hybrid", "dense", "bm25")
 NORMALIZATIONS = ("minmax", "zscore", "rrf")
@@ -20,15 +27,35 @@ NORMALIZATIONS = ("minmax", "zscore", "rrf")
 
 @dataclass(frozen=True)
 class FusionSettings:
+    """How dense and BM25 scores are combined.
+
+    ``dense_weight`` is the weight of the (normalized) dense score for a question whose
+    best BM25 candidate holds ``pivot`` of its term weight; ``adaptive`` moves it by that
+    much per unit of strength below the pivot (and down above it), clipped to
+    [``min_dense``, ``max_dense``]. ``adaptive=0`` is plain fixed-weight fusion.
+    ``pool`` candidates are taken from each method.
+    """
+
     dense_weight: float = 0.5
     normalization: str = "minmax"
     pool: int = 50
+    adaptive: float = 0.0
+    pivot: float = 0.5
+    min_dense: float = 0.0
+    max_dense: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise ValueError("dense_weight must be between 0 and 1")
+        for name in ("dense_weight", "min_dense", "max_dense", "pivot"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.min_dense > self.max_dense:
+            raise ValueError("min_dense must not exceed max_dense")
+        if self.adaptive < 0:
+            raise ValueError("adaptive must be at least 0")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}")
+        if self.pool < 1:
+            raise ValueError("pool must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -39,7 +66,9 @@ class Hit:
     lexical: float
 
 
-def _normalize(scores: np.ndarray, how: str) -> np.ndarray:
+def normalize_scores(scores: np.ndarray, how: str) -> np.ndarray:
+    """Scores of one pool mapped to a common scale; an all-zero pool stays all zero."""
+    scores = np.asarray(scores, np.float64)
     if len(scores) == 0:
         return scores
     if how == "rrf":
@@ -50,14 +79,40 @@ def _normalize(scores: np.ndarray, how: str) -> np.ndarray:
         std = scores.std()
         return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
     span = scores.max() - scores.min()
-    return (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
+    if span > 0:
+        return (scores - scores.min()) / span
+    return np.ones_like(scores) if scores.max() != 0 else np.zeros_like(scores)
+
+
+def dense_weight_for(settings: FusionSettings, strength: float) -> float:
+    """The dense weight for a question whose best BM25 candidate holds ``strength``
+    (0..1) of the question's term weight."""
+    w = settings.dense_weight + settings.adaptive * (settings.pivot - strength)
+    return float(min(max(w, settings.min_dense), settings.max_dense))
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, settings: FusionSettings, strength: float = 0.5) -> np.ndarray:
+    """Fused scores of a candidate pool from its dense and BM25 scores."""
+    if not np.any(lexical > 0):  # BM25 knows nothing of the question: dense alone
+        return normalize_scores(dense, settings.normalization)
+    w = dense_weight_for(settings, strength)
+    how = settings.normalization
+    return w * normalize_scores(dense, how) + (1 - w) * normalize_scores(lexical, how)
 
 
 def dense_candidates(snapshot: Snapshot, query_vec: np.ndarray, n: int) -> np.ndarray:
     if snapshot.vectors.ntotal == 0:
         return np.zeros(0, np.int64)
-    _, ids = snapshot.vectors.search(query_vec[None, :].astype(np.float32), min(n, snapshot.vectors.ntotal))
+    _, ids = search_vectors(snapshot.vectors, query_vec[None, :], min(n, snapshot.vectors.ntotal))
     return ids[0][ids[0] >= 0]
+
+
+def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
+    """Ids of the ``n`` highest positive scores (any order)."""
+    hits = np.flatnonzero(scores > 0)
+    if len(hits) > n:
+        hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
+    return hits
 
 
 def search(
@@ -77,17 +132,14 @@ def search(
     if mode != "bm25" and query_vec is not None:
         ids.append(dense_candidates(snapshot, query_vec, pool))
     if lexical_all is not None:
-        hits = np.flatnonzero(lexical_all > 0)
-        if len(hits) > pool:
-            hits = hits[np.argpartition(-lexical_all[hits], pool - 1)[:pool]]
-        ids.append(hits)
+        ids.append(top_positive(lexical_all, pool))
     if not ids:
         return []
     cand = np.unique(np.concatenate(ids)).astype(np.int64)
     if len(cand) == 0:
         return []
     lexical = lexical_all[cand] if lexical_all is not None else np.zeros(len(cand), np.float32)
-    if query_vec is not None:
+    if query_vec is not None and mode != "bm25":
         dense = snapshot.vectors.reconstruct_batch(cand) @ query_vec.astype(np.float32)
     else:
         dense = np.zeros(len(cand), np.float32)
@@ -96,14 +148,22 @@ def search(
     elif mode == "bm25":
         fused = lexical
     else:
-        w = settings.dense_weight
-        fused = w * _normalize(dense, settings.normalization) + (1 - w) * _normalize(lexical, settings.normalization)
+        strength = 0.5
+        if settings.adaptive and np.any(lexical > 0):
+            best = cand[int(np.argmax(lexical))]
+            strength = float(snapshot.bm25.query_evidence(question, np.array([best]))[1][0])
+        fused = fuse(dense, lexical, settings, strength)
     order = np.argsort(-fused, kind="stable")[:k]
     return [Hit(int(cand[i]), float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
 
 
 class CrossEncoderReranker:
-    """Optional second stage: a sentence-transformers CrossEncoder scores (question, passage)."""
+    """Optional second stage: a sentence-transformers CrossEncoder scores (question, passage).
+
+    ``spec`` is the folder of a local CrossEncoder model (models are never downloaded at
+    run time). Passages come back reordered by the model's score, which replaces
+    ``Passage.score``.
+    """
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -116,7 +176,7 @@ class CrossEncoderReranker:
             try:
                 from sentence_transformers import CrossEncoder
 
-                self._model = CrossEncoder(self.spec, local_files_only=True)
+                self._model = CrossEncoder(self.spec, local_files_only=True, device="cpu")
             except Exception as exc:
                 raise ModelError(
                     f"cannot load the reranker {self.spec!r} ({exc}). Give the path of a local "
@@ -124,9 +184,14 @@ class CrossEncoderReranker:
                 ) from exc
         return self._model
 
-    def rerank(self, question: str, passages: list) -> list:
-        from dataclasses import replace
+    def scores(self, question: str, passages: list) -> np.ndarray:
+        if not passages:
+            return np.zeros(0, np.float32)
+        pairs = [(question, f"{p.title}\n{p.text}" if p.title else p.text) for p in passages]
+        out = self._load().predict(pairs, show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(out, np.float32).reshape(len(passages), -1)[:, -1]
 
-        scores = self._load().predict([(question, p.text) for p in passages], show_progress_bar=False)
-        order = np.argsort(-np.asarray(scores), kind="stable")
+    def rerank(self, question: str, passages: list) -> list:
+        scores = self.scores(question, passages)
+        order = np.argsort(-scores, kind="stable")
         return [replace(passages[i], score=float(scores[i])) for i in order]

@@ -158,6 +158,22 @@ def _all_vectors(index) -> tuple[np.ndarray, np.ndarray]:
     return ids, index.index.reconstruct_n(0, index.ntotal) if len(ids) else np.zeros((0, index.d), np.float32)
 
 
+def search_vectors(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` on one OpenMP thread (restored afterwards; the setting is per thread).
+
+    One question at a time gains nothing from faiss's thread team, and on a busy machine, or
+    right after the query embedder's own OpenMP threads ran, the team costs 10-20x: measured
+    p50 88 ms against 6 ms for exact search over 10k vectors (benchmarks/README.md)."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
 def fit_vector_index(index):
     """``index``, or the same vectors in the kind :func:`new_vector_index` chooses for its
     size now (flat -> IVF as a collection grows past FLAT_MAX, IVF retrained when its size
@@ -377,6 +393,8 @@ def _remove_old_generations(folder: Path, keep: set[str]) -> None:
     for path in folder.iterdir():
         if path.is_dir() and path.name.lstrip(".").startswith("gen-") and path.name not in keep:
             shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith(f".{MANIFEST}.") and path.name.endswith(".tmp"):  # see write_json_atomic
+            path.unlink(missing_ok=True)
 
 
 class WriteLock:

@@ -139,7 +139,7 @@ def test_cli_index_add_update_prune_remove_and_status(tmp_path, minilm_path):
 
     # nothing changed: every file skipped, no new generation written, no model loaded
     manifest = read_manifest(index)
-    third = rag("index", docs, "--index-dir", index, "--prune", "-q", "-v")
+    third = rag("index", docs, "--index-dir", index, "--prune", "-q")
     assert third.returncode == 0 and "0 added, 0 updated, 4 unchanged" in third.stdout
     assert read_manifest(index) == manifest
     one = rag("add", docs / f"{CITIES[3]}.txt", "--index-dir", index, "-q")

@@ -1,0 +1,170 @@
+"""Fusion of dense and BM25 scores, hybrid search on a real index, and the optional
+cross-encoder reranker (built here from a local model, never from a hub name)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag import Document, KnowledgeBase
+from rag.retrieval import (
+    CrossEncoderReranker,
+    FusionSettings,
+    dense_weight_for,
+    fuse,
+    normalize_scores,
+)
+
+# ---------------------------------------------------------------------------------------
+# fusion arithmetic
+
+
+def test_normalizations():
+    s = np.array([3.0, 1.0, 2.0])
+    assert normalize_scores(s, "minmax") == pytest.approx([1.0, 0.0, 0.5])
+    z = normalize_scores(s, "zscore")
+    assert z.mean() == pytest.approx(0) and z.std() == pytest.approx(1) and z[0] > z[2] > z[1]
+    assert normalize_scores(s, "rrf") == pytest.approx([1 / 60, 1 / 62, 1 / 61])
+    # a pool where BM25 matched nothing stays at zero; a single candidate is the best one
+    assert not normalize_scores(np.zeros(4), "minmax").any()
+    assert not normalize_scores(np.zeros(4), "zscore").any()
+    assert normalize_scores(np.array([0.7]), "minmax") == pytest.approx([1.0])
+
+
+def test_dense_weight_moves_with_bm25_strength():
+    fixed = FusionSettings(dense_weight=0.4, adaptive=0.0)
+    assert dense_weight_for(fixed, 0.0) == dense_weight_for(fixed, 1.0) == 0.4
+    s = FusionSettings(dense_weight=0.5, adaptive=1.0, pivot=0.5, min_dense=0.2, max_dense=0.8)
+    assert dense_weight_for(s, 0.5) == pytest.approx(0.5)
+    assert dense_weight_for(s, 0.3) == pytest.approx(0.7)  # weak BM25 evidence: trust dense more
+    assert dense_weight_for(s, 0.7) == pytest.approx(0.3)
+    assert dense_weight_for(s, 0.0) == pytest.approx(0.8)  # clipped
+    assert dense_weight_for(s, 1.0) == pytest.approx(0.2)
+
+
+def test_fuse_orders_by_the_weighted_sum():
+    dense = np.array([0.90, 0.80, 0.70])  # dense prefers 0
+    lexical = np.array([1.0, 2.0, 9.0])  # BM25 prefers 2
+    assert np.argmax(fuse(dense, lexical, FusionSettings(dense_weight=1.0))) == 0
+    assert np.argmax(fuse(dense, lexical, FusionSettings(dense_weight=0.0))) == 2
+    w = 0.3
+    expected = w * np.array([1.0, 0.5, 0.0]) + (1 - w) * np.array([0.0, 1 / 8, 1.0])
+    assert fuse(dense, lexical, FusionSettings(dense_weight=w)) == pytest.approx(expected)
+    # query-dependent: the same pool ranks by BM25 when the best BM25 candidate holds the
+    # whole question, by dense when it holds little of it
+    s = FusionSettings(dense_weight=0.5, adaptive=2.0, pivot=0.5)
+    assert np.argmax(fuse(dense, lexical, s, strength=1.0)) == 2
+    assert np.argmax(fuse(dense, lexical, s, strength=0.0)) == 0
+
+
+def test_fuse_without_bm25_evidence_is_dense_order():
+    dense = np.array([0.2, 0.9, 0.5])
+    for how in ("minmax", "zscore", "rrf"):
+        f = fuse(dense, np.zeros(3), FusionSettings(dense_weight=0.1, normalization=how))
+        assert list(np.argsort(-f)) == [1, 2, 0]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(dense_weight=1.5), dict(normalization="max"), dict(pool=0), dict(adaptive=-1.0),
+     dict(min_dense=0.8, max_dense=0.2)],
+)
+def test_fusion_settings_are_checked(kwargs):
+    with pytest.raises(ValueError):
+        FusionSettings(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# hybrid search on a real index
+
+DOCS = [
+    Document("晋中人才", "晋中市建立院士工作站3家，获批设立1家国家博士后科研站，7家省级博士创新站。", "d1"),
+    Document("太原绿化", "太原市今年新建公园12座，城市绿化覆盖率达到43%。", "d2"),
+    Document("大同煤矿", "大同市推进煤矿智能化改造，建成智能化工作面85个。", "d3"),
+    Document("Budget", "The committee approved the annual budget after a long debate.", "d4"),
+    Document("Weather", "Heavy rain is expected in the northern mountains this weekend.", "d5"),
+]
+
+
+@pytest.fixture(scope="module")
+def kb_folder(tmp_path_factory, minilm_path):
+    folder = tmp_path_factory.mktemp("retrieval") / "index"
+    KnowledgeBase(folder, minilm_path).add_documents(DOCS)
+    return folder
+
+
+def test_modes(kb_folder):
+    kb = KnowledgeBase(kb_folder)
+    for mode in ("hybrid", "bm25", "dense"):
+        top = kb.search("晋中有几家省级博士创新站", top_k=3, mode=mode)
+        assert top, mode
+    assert kb.search("晋中有几家省级博士创新站", top_k=1, mode="hybrid")[0].source == "d1"
+    bm25 = kb.search("太原新建公园", top_k=5, mode="bm25")
+    assert [p.source for p in bm25] == ["d2"]  # only rows with a positive BM25 score
+    assert all(p.lexical_score > 0 for p in bm25)
+    # English paraphrase: no shared words with the best passage, dense finds it
+    dense = kb.search("Which group passed the yearly spending plan?", top_k=1, mode="dense")
+    assert dense[0].source == "d4"
+
+
+def test_unseen_question_is_not_zero_score_noise(kb_folder):
+    kb = KnowledgeBase(kb_folder)
+    assert kb.search("量子引力是什么", top_k=5, mode="bm25") == []
+    # hybrid still returns the closest passages (by the dense score alone) ...
+    hybrid = kb.search("量子引力是什么", top_k=5, mode="hybrid")
+    dense = kb.search("量子引力是什么", top_k=5, mode="dense")
+    assert [p.chunk_id for p in hybrid] == [p.chunk_id for p in dense]
+    assert all(p.lexical_score == 0 for p in hybrid)
+    # ... but no answer comes out of them
+    assert kb.answer("量子引力是什么").text is None
+
+
+def test_fusion_weights_are_configurable(kb_folder):
+    q = "Which group passed the yearly spending plan? 太原"
+    dense_only = KnowledgeBase(kb_folder, fusion=FusionSettings(dense_weight=1.0))
+    bm25_only = KnowledgeBase(kb_folder, fusion=FusionSettings(dense_weight=0.0))
+    assert dense_only.search(q, top_k=1)[0].source == "d4"
+    assert bm25_only.search(q, top_k=1)[0].source == "d2"
+
+
+# ---------------------------------------------------------------------------------------
+# cross-encoder reranker
+
+
+@pytest.fixture(scope="module")
+def cross_encoder_path(tmp_path_factory, minilm_path):
+    """A small CrossEncoder built from the local MiniLM weights (one output), saved and
+    loaded by path."""
+    from sentence_transformers import CrossEncoder
+
+    import torch
+
+    torch.manual_seed(0)
+    model = CrossEncoder(minilm_path, num_labels=1, local_files_only=True, device="cpu")
+    folder = tmp_path_factory.mktemp("cross") / "model"
+    model.save(str(folder))
+    return str(folder)
+
+
+def test_reranker_orders_by_its_own_scores(kb_folder, cross_encoder_path):
+    from sentence_transformers import CrossEncoder
+
+    question = "The committee approved the budget"
+    plain = KnowledgeBase(kb_folder)
+    reranked = KnowledgeBase(kb_folder, reranker=cross_encoder_path)
+    before = plain.search(question, top_k=5)
+    after = reranked.search(question, top_k=5)
+    # reranked = the pool (all five chunks here) sorted by the model's predict()
+    model = CrossEncoder(cross_encoder_path, device="cpu")
+    scores = model.predict([(question, f"{p.title}\n{p.text}") for p in before], show_progress_bar=False)
+    expected = [before[i].chunk_id for i in np.argsort(-np.asarray(scores), kind="stable")]
+    assert [p.chunk_id for p in after] == expected
+    assert [p.score for p in after] == pytest.approx(sorted(np.asarray(scores).tolist(), reverse=True), abs=1e-5)
+    assert sorted(p.chunk_id for p in after) == sorted(p.chunk_id for p in before)
+
+
+def test_reranker_with_a_bad_path_is_a_clear_error(tmp_path):
+    from rag.errors import ModelError
+
+    with pytest.raises(ModelError, match="local CrossEncoder"):
+        CrossEncoderReranker(str(tmp_path / "missing")).rerank("q", [object()])
