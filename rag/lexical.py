@@ -132,6 +132,7 @@ class BM25Index:
         self.tf.has_sorted_indices = True
         self.vocab = new_vocab
         self._weights = None
+        self._n_live = None
 
     def remove(self, ids: np.ndarray) -> None:
         """Forget the rows ``ids``; they keep their place but match nothing."""
@@ -149,9 +150,16 @@ class BM25Index:
         self.tf = sparse.csr_matrix((tf.data[keep], tf.indices[keep], indptr), shape=tf.shape)
         self.tf.has_sorted_indices = True
         self._weights = None
+        self._n_live = None
 
     def live_ids(self) -> np.ndarray:
         return np.flatnonzero(np.diff(self.tf.indptr))
+
+    def _live_count(self) -> int:
+        """Number of live rows, counted once per index state."""
+        if self._weights is None or getattr(self, "_n_live", None) is None:
+            self._n_live = int(np.count_nonzero(np.diff(self.tf.indptr)))
+        return self._n_live
 
     def _prepare(self) -> tuple[sparse.csc_matrix, np.ndarray]:
         """The BM25 weight of every (row, term), column-major, and the IDF of every term:
@@ -194,8 +202,8 @@ class BM25Index:
         weights, idf = self._prepare()
         pos = np.minimum(np.searchsorted(self.vocab, keys), len(self.vocab) - 1)
         cols = pos[self.vocab[pos] == keys]
-        cols = cols[np.diff(weights.indptr)[cols] > 0]  # terms of removed rows occur nowhere
-        n = max(len(self.live_ids()), 1)
+        cols = cols[weights.indptr[cols + 1] > weights.indptr[cols]]  # terms of removed rows occur nowhere
+        n = max(self._live_count(), 1)
         unseen = len(keys) - len(cols)
         known = float(idf[cols].sum())
         total = known + unseen * float(np.log1p((n + 0.5) / 0.5))
@@ -203,9 +211,13 @@ class BM25Index:
         if total <= 0 or not len(cols):
             return 0.0, held
         if len(ids):
-            present = weights[:, cols].tocsr()[ids]
-            present.data = np.ones_like(present.data)
-            held = np.asarray(present @ idf[cols]).ravel().astype(np.float32) / total
+            # which of ``ids`` each query column holds: a binary search in the column's sorted
+            # rows (no full-height slicing), summed in float32 in column order as a matvec would
+            for c in cols:
+                rows = weights.indices[weights.indptr[c]:weights.indptr[c + 1]]
+                at = np.minimum(np.searchsorted(rows, ids), len(rows) - 1)
+                held += np.where(rows[at] == ids, idf[c], np.float32(0))
+            held = held / total
         return known / total, held
 
     def scores(self, query: str) -> np.ndarray:

@@ -185,10 +185,11 @@ class CrossEncoderReranker:
         return self._model
 
     def scores(self, question: str, passages: list) -> np.ndarray:
+        model = self._load()
         if not passages:
             return np.zeros(0, np.float32)
         pairs = [(question, f"{p.title}\n{p.text}" if p.title else p.text) for p in passages]
-        out = self._load().predict(pairs, show_progress_bar=False, convert_to_numpy=True)
+        out = model.predict(pairs, show_progress_bar=False, convert_to_numpy=True)
         return np.asarray(out, np.float32).reshape(len(passages), -1)[:, -1]
 
     def rerank(self, question: str, passages: list) -> list:

@@ -101,16 +101,16 @@ IVF_MIN_PROBE = 16
 
 
 def ivf_lists(n: int) -> int:
-    """Inverted lists for ``n`` vectors: about 4 sqrt(n), a power of two, with at least
+    """Inverted lists for ``n`` vectors: about 2 sqrt(n), a power of two, with at least
     IVF_TRAIN_PER_LIST training points each."""
-    return max(1, min(1 << max(6, round(np.log2(4 * np.sqrt(max(n, 1))))), n // IVF_TRAIN_PER_LIST))
+    return max(1, min(1 << max(6, round(np.log2(2 * np.sqrt(max(n, 1))))), n // IVF_TRAIN_PER_LIST))
 
 
 def new_vector_index(dim: int, n: int = 0, train=None):
     """The one place that chooses the vector index for a collection of ``n`` vectors.
 
     Up to :data:`FLAT_MAX` vectors: exact inner-product search (``IndexIDMap2`` over
-    ``IndexFlatIP``). Above: ``IndexIVFFlat`` with about 4 sqrt(n) lists, trained on
+    ``IndexFlatIP``). Above: ``IndexIVFFlat`` with about 2 sqrt(n) lists, trained on
     ``train`` (a sample of the vectors to be added), scanning 1/16 of its lists per query,
     with a hash-table direct map so that ``remove_ids`` and ``reconstruct_batch`` work.
     Vectors are L2-normalized, so inner product is cosine. Ids are the chunk ids.
@@ -119,10 +119,11 @@ def new_vector_index(dim: int, n: int = 0, train=None):
 
     if n <= FLAT_MAX or train is None:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    train = np.ascontiguousarray(train, dtype=np.float32)
     nlist = min(ivf_lists(n), max(1, len(train) // IVF_TRAIN_PER_LIST))
+    train = np.ascontiguousarray(train[: nlist * IVF_TRAIN_PER_LIST], dtype=np.float32)  # a random sample
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = 1234
+    index.cp.spherical = True  # unit centroids: with inner product, long centroids would swallow the lists
     index.train(train)
     index.set_direct_map_type(faiss.DirectMap.Hashtable)
     index.nprobe = min(nlist, max(IVF_MIN_PROBE, round(nlist * IVF_PROBE_FRACTION)))
