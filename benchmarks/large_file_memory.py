@@ -215,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M"),
         }
         if args.sample and stats:
+            if args.threads:
+                import torch
+
+                torch.set_num_threads(args.threads)
             record["real_model_speed"] = sample_speed(file, args.sample, stats["chunks"])
     print(json.dumps({k: v for k, v in record.items() if k != "rss_timeline_mb"}, ensure_ascii=False, indent=2))
     if args.out:

@@ -88,16 +88,17 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 # -- the vector index: exact for small collections, IVF-Flat above a measured size -------
-# benchmarks/scale.py measures the choice (benchmarks/README.md): exact search on one thread
-# costs ~1 ms per 10k vectors, so above FLAT_MAX an inverted file with a hash direct map
-# (which keeps remove_ids and reconstruct_batch working) answers in ~1 ms with recall@10
-# >= 0.98 against exact search on real embeddings.
+# benchmarks/scale.py measures the choice (benchmarks/README.md): exact search reads every
+# vector (1.5 KB each) for every question, ~1 ms at 20k vectors but memory-bound above that
+# (~15-20 ms at 100k, ~150+ ms at 1M), so above FLAT_MAX an inverted file scans 1/8 of the
+# vectors with recall@10 >= 0.98 against exact search on real embeddings. IVF-Flat with a
+# hash-table direct map keeps remove_ids and reconstruct_batch working (HNSW has no removal).
 FLAT_MAX = 20_000  # collections up to this size use exact search
 IVF_SHRINK = 10_000  # an IVF index that falls below this goes back to exact search
 IVF_REBUILD_FACTOR = 4  # retrain when the ideal list count drifts this far from the current one
 IVF_TRAIN_PER_LIST = 40  # training points per inverted list (faiss's minimum is 39)
-IVF_PROBE_FRACTION = 1 / 16  # share of the lists one query scans
-IVF_MIN_PROBE = 16
+IVF_PROBE_FRACTION = 1 / 8  # share of the lists one query scans
+IVF_MIN_PROBE = 48  # on real e5 vectors recall@10 >= 0.98 needs ~32-64 probed lists
 
 
 def ivf_lists(n: int) -> int:
@@ -111,7 +112,8 @@ def new_vector_index(dim: int, n: int = 0, train=None):
 
     Up to :data:`FLAT_MAX` vectors: exact inner-product search (``IndexIDMap2`` over
     ``IndexFlatIP``). Above: ``IndexIVFFlat`` with about 2 sqrt(n) lists, trained on
-    ``train`` (a sample of the vectors to be added), scanning 1/16 of its lists per query,
+    ``train`` (a sample of the vectors to be added), scanning 1/8 of its lists (at least 48)
+    per query,
     with a hash-table direct map so that ``remove_ids`` and ``reconstruct_batch`` work.
     Vectors are L2-normalized, so inner product is cosine. Ids are the chunk ids.
     """

@@ -240,9 +240,11 @@ def test_sigkill_after_random_delays_then_rerun_finishes(index_copy, tmp_path):
             assert time.monotonic() < deadline, "the writer never committed"
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.6))
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)  # a no-op if a fast machine finished already
         proc.wait(60)
         counts.append(doc_count(index_copy))
+        if counts[-1] == len(CITIES):
+            break
         assert counts[-1] > counts[-2], f"seed {seed}: no progress {counts}"
     final = rag("add", more, "--index-dir", index_copy, "-q")
     assert final.returncode == 0, final.stderr
