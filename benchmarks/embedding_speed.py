@@ -148,13 +148,12 @@ def worker(path: str, data_file: Path, out_file: Path) -> None:
             model.encode, chunks, prompt_name="passage", batch_size=32, normalize_embeddings=True
         )
         queries = model.encode(questions, prompt_name="query", normalize_embeddings=True)
-    else:  # the shipped default
-        import torch
-
+    else:  # the shipped default (torch is imported by rag.embedding, as in the product)
         from rag.embedding import load_embedder
 
         default = load_embedder(None)
         _, info["load_s"], _ = timed(default.warm_up)
+        import torch
         default.embed_passages(chunks[:2])
         passages, wall, cpu = timed(default.embed_passages, chunks)
         queries = np.stack([default.embed_query(q) for q in questions])

@@ -66,6 +66,15 @@ def rss() -> int:
 
 
 def peak_rss() -> int:
+    """Peak RSS of this process image: VmHWM (ru_maxrss would include the parent's pages
+    at fork, since the child starts sharing the benchmark builder's memory)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

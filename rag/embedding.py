@@ -779,34 +779,48 @@ class DefaultEmbedder:
         self._load_engine()
 
     def _forward(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
+        """Mean-pooled, L2-normalized vectors, computed as e5.c does: a text longer than the
+        model's 512 positions is cut into windows of 510 tokens (each wrapped in ``<s> </s>``)
+        and its vector is the token-count-weighted mean of the windows' vectors."""
         import torch
 
         model = self._load_torch()
         tokenizer = model.tokenizer
-        enc = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
-                        max_length=MAX_SEQ_LENGTH, return_attention_mask=False)["input_ids"]  # fmt: skip
-        batches = _length_batches([len(ids) for ids in enc], batch_size, self.TOKEN_BUDGET)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        pad_id = tokenizer.pad_token_id
+        content = tokenizer(
+            [prefix + t for t in texts], add_special_tokens=False, return_attention_mask=False
+        )["input_ids"]
+        span = MAX_SEQ_LENGTH - 2
+        windows: list[tuple[int, list[int], int]] = []  # (text, token ids, weight)
+        for i, ids in enumerate(content):
+            for a in range(0, max(len(ids), 1), span):
+                part = list(ids[a : a + span])
+                windows.append((i, [bos, *part, eos], max(len(part), 1)))
+        batches = _length_batches([len(w[1]) for w in windows], batch_size, self.TOKEN_BUDGET)
+        out = np.zeros((len(texts), self.dim), dtype=np.float64)
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(texts), desc="embedding", unit="chunk")
+            bar = tqdm(total=len(windows), desc="embedding", unit="chunk")
         transformer = model[0].auto_model
-        pad_id = tokenizer.pad_token_id
         try:
             with torch.inference_mode():
                 for batch in batches:
-                    width = max(len(enc[i]) for i in batch)
+                    width = max(len(windows[w][1]) for w in batch)
                     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                     mask = torch.zeros((len(batch), width), dtype=torch.long)
-                    for row, i in enumerate(batch):
-                        ids[row, : len(enc[i])] = torch.tensor(enc[i], dtype=torch.long)
-                        mask[row, : len(enc[i])] = 1
+                    for row, w in enumerate(batch):
+                        tokens = windows[w][1]
+                        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+                        mask[row, : len(tokens)] = 1
                     hidden = transformer(input_ids=ids, attention_mask=mask).last_hidden_state.float()
                     weights = mask.unsqueeze(-1).to(hidden.dtype)  # mean over all real tokens, as e5
-                    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-                    out[batch] = pooled.numpy()
+                    pooled = ((hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)).numpy()
+                    for row, w in enumerate(batch):
+                        out[windows[w][0]] += windows[w][2] * pooled[row]
                     if bar is not None:
                         bar.update(len(batch))
         except Exception as exc:
@@ -814,7 +828,7 @@ class DefaultEmbedder:
         finally:
             if bar is not None:
                 bar.close()
-        return _normalize_rows(out)
+        return _normalize_rows(out.astype(np.float32))
 
     def embed_passages(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False

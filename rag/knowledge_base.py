@@ -21,7 +21,7 @@ import numpy as np
 
 from .chunking import ChunkSettings, chunk_text
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
-from .retrieval import MODES, FusionSettings, Hit
+from .retrieval import MODES, AnswerGate, FusionSettings, Hit
 from .retrieval import search as hybrid_search
 from .store import (
     FORMAT_VERSION,
@@ -460,22 +460,39 @@ class KnowledgeBase:
             self._reranker = CrossEncoderReranker(self._reranker_spec)
         return self._reranker.rerank(question, passages)
 
+    answer_gate: AnswerGate = AnswerGate()
+
     def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid") -> Answer:
         """The short answer to ``question`` with its evidence; ``text`` is None when the
-        knowledge base holds nothing relevant (the closest passages are still returned)."""
+        knowledge base holds nothing relevant (the closest passages are still returned).
+
+        No answer is given when the question's key terms are absent from the index, when
+        the extractor finds no span, or when the answer's confidence (extractor score and
+        the share of the question its passage holds, see :class:`AnswerGate`) is below
+        ``answer_gate.min_confidence``; ``confidence`` then says how close it came."""
         from .extraction import extract_answer
 
         question = clean_question(question)
         passages = self.search(question, top_k=top_k, mode=mode)
-        span = extract_answer(question, passages) if passages else None
+        snap = self._current()
+        if not passages or snap is None:
+            return Answer(question, None, tuple(passages), 0.0)
+        gate = self.answer_gate
+        known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in passages], np.int64))
+        if known < gate.min_known:  # the question's key terms are not in the knowledge base
+            return Answer(question, None, tuple(passages), 0.0)
+        span = extract_answer(question, passages)
         if span is None:
             return Answer(question, None, tuple(passages), 0.0)
+        confidence = gate.confidence(span.score, float(held[span.passage]))
+        if confidence < gate.min_confidence:  # the best evidence is too weak
+            return Answer(question, None, tuple(passages), confidence)
         source = passages[span.passage].text
         return Answer(
             question,
             span.text,
             tuple(passages),
-            confidence=float(span.score),
+            confidence=confidence,
             span=span,
             evidence=source[span.sentence_start:span.sentence_end],
         )

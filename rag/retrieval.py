@@ -157,6 +157,35 @@ def search(
     return [Hit(int(cand[i]), float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
 
 
+@dataclass(frozen=True)
+class AnswerGate:
+    """When ``KnowledgeBase.answer`` gives an answer and when it says nothing was found.
+
+    * ``min_known``: the share of the question's term weight (IDF-weighted character
+      bigrams and words) that occurs anywhere in the index. Below it the question's key
+      terms are absent from the knowledge base, and no passage can answer it.
+    * ``min_confidence``: the answer's confidence is the geometric mean of the extractor's
+      score and the share of the question's term weight that the answer's passage holds;
+      below it the best evidence is too weak.
+
+    Calibrated on the development sets by asking every question against an index that
+    lacks its gold passage (see README.md, "Abstention").
+    """
+
+    min_known: float = 0.5
+    min_confidence: float = 0.35
+
+    def __post_init__(self) -> None:
+        for name in ("min_known", "min_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+
+    @staticmethod
+    def confidence(extraction_score: float, passage_share: float) -> float:
+        """Confidence in [0, 1] of an extracted answer."""
+        return float(np.sqrt(max(extraction_score, 0.0) * max(passage_share, 0.0)))
+
+
 class CrossEncoderReranker:
     """Optional second stage: a sentence-transformers CrossEncoder scores (question, passage).
 

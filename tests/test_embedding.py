@@ -209,7 +209,7 @@ def test_default_torch_path_agrees_with_the_engine(default):
 
 
 def test_default_handles_odd_text(default):
-    texts = ["", "   ", "\t全角ＡＢＣ\u3000 emoji 😀 \x01", "长" * 2000]  # the last is cut at 512 tokens
+    texts = ["", "   ", "\t全角ＡＢＣ\u3000 emoji 😀 \x01", "长" * 2000]
     vectors = default.embed_passages(texts)
     assert vectors.shape == (4, 384)
     assert np.isfinite(vectors).all()
@@ -217,6 +217,16 @@ def test_default_handles_odd_text(default):
     assert default.embed_passages([]).shape == (0, 384)
     with pytest.raises(TypeError):
         default.embed_passages("one string")  # type: ignore[arg-type]
+
+
+def test_default_long_text_is_windowed_like_the_engine(default):
+    article = (REPO / "data" / "articles" / "jinzhong_education_science_talent.txt").read_text(encoding="utf-8")
+    texts = [article[:1100], SEED_SENTENCE]
+    engine = default._load_engine()
+    if engine is not None:
+        assert engine.token_count(texts[0], False) > 512  # two windows
+    cosines = np.sum(default.embed_passages(texts) * default.engine_passages(texts), axis=1)
+    assert cosines.min() >= 0.98, cosines
 
 
 def test_default_batching_does_not_change_vectors(default):
