@@ -80,7 +80,7 @@ def instrument(kb) -> None:
     lexical.BM25Index.remove = timed("bm25_matrix", lexical.BM25Index.remove)
     kb.embedder.embed_passages = timed("embed", kb.embedder.embed_passages)
     faiss.clone_index = timed("faiss", faiss.clone_index)
-    for cls in (faiss.IndexIDMap2, faiss.IndexIVFFlat):
+    for cls in (faiss.IndexIDMap2, faiss.IndexIVFFlat, faiss.IndexIVFScalarQuantizer):
         cls.add_with_ids = timed("faiss", cls.add_with_ids)
         cls.remove_ids = timed("faiss", cls.remove_ids)
     store.fit_vector_index = timed("faiss", store.fit_vector_index)

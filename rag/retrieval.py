@@ -36,10 +36,10 @@ class FusionSettings:
     ``pool`` candidates are taken from each method.
     """
 
-    dense_weight: float = 0.5
+    dense_weight: float = 0.25
     normalization: str = "minmax"
     pool: int = 50
-    adaptive: float = 0.0
+    adaptive: float = 1.5
     pivot: float = 0.5
     min_dense: float = 0.0
     max_dense: float = 1.0

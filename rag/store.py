@@ -90,9 +90,10 @@ def write_json_atomic(path: Path, data: dict) -> None:
 # -- the vector index: exact for small collections, IVF-Flat above a measured size -------
 # benchmarks/scale.py measures the choice (benchmarks/README.md): exact search reads every
 # vector (1.5 KB each) for every question, ~1 ms at 20k vectors but memory-bound above that
-# (~15-20 ms at 100k, ~150+ ms at 1M), so above FLAT_MAX an inverted file scans 1/8 of the
-# vectors with recall@10 >= 0.98 against exact search on real embeddings. IVF-Flat with a
-# hash-table direct map keeps remove_ids and reconstruct_batch working (HNSW has no removal).
+# (~10 ms at 100k, ~60 ms at 1M), so above FLAT_MAX an inverted file scans 1/8 of the
+# vectors (float16 codes: half the bytes) with recall@10 >= 0.98 against exact search on
+# real embeddings. An IVF index with a hash-table direct map keeps remove_ids and
+# reconstruct_batch working (HNSW has no removal).
 FLAT_MAX = 20_000  # collections up to this size use exact search
 IVF_SHRINK = 10_000  # an IVF index that falls below this goes back to exact search
 IVF_REBUILD_FACTOR = 4  # retrain when the ideal list count drifts this far from the current one
@@ -111,7 +112,8 @@ def new_vector_index(dim: int, n: int = 0, train=None):
     """The one place that chooses the vector index for a collection of ``n`` vectors.
 
     Up to :data:`FLAT_MAX` vectors: exact inner-product search (``IndexIDMap2`` over
-    ``IndexFlatIP``). Above: ``IndexIVFFlat`` with about 2 sqrt(n) lists, trained on
+    ``IndexFlatIP``). Above: an inverted file with float16 codes (``IndexIVFScalarQuantizer``,
+    QT_fp16) and about 2 sqrt(n) lists, trained on
     ``train`` (a sample of the vectors to be added), scanning 1/8 of its lists (at least 48)
     per query,
     with a hash-table direct map so that ``remove_ids`` and ``reconstruct_batch`` work.
@@ -123,7 +125,10 @@ def new_vector_index(dim: int, n: int = 0, train=None):
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     nlist = min(ivf_lists(n), max(1, len(train) // IVF_TRAIN_PER_LIST))
     train = np.ascontiguousarray(train[: nlist * IVF_TRAIN_PER_LIST], dtype=np.float32)  # a random sample
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    # float16 codes: half the bytes each query scans and holds in memory; reconstructed
+    # vectors differ from the originals by < 1e-3 per component (cosines by ~1e-5)
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                          faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = 1234
     index.cp.spherical = True  # unit centroids: with inner product, long centroids would swallow the lists
     index.train(train)
@@ -136,27 +141,23 @@ def vector_index_kind(index) -> str:
     """``flat`` or ``ivf<nlist>,nprobe=<p>``: what the manifest records."""
     import faiss
 
+    if isinstance(index, faiss.IndexIVFScalarQuantizer):
+        return f"ivf{index.nlist},fp16,nprobe={index.nprobe}"
     if isinstance(index, faiss.IndexIVF):
         return f"ivf{index.nlist},nprobe={index.nprobe}"
     return "flat"
 
 
 def _all_vectors(index) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of every vector in a flat-with-ids or IVF-Flat index."""
+    """(ids, vectors) of every vector in a flat-with-ids or IVF index."""
     import faiss
 
     if isinstance(index, faiss.IndexIVF):
         lists = index.invlists
-        ids, vecs = [], []
-        for no in range(index.nlist):
-            size = lists.list_size(no)
-            if size:
-                ids.append(faiss.rev_swig_ptr(lists.get_ids(no), size).copy())
-                codes = faiss.rev_swig_ptr(lists.get_codes(no), size * lists.code_size).copy()
-                vecs.append(codes.view(np.float32).reshape(size, index.d))
-        if not ids:
-            return np.zeros(0, np.int64), np.zeros((0, index.d), np.float32)
-        return np.concatenate(ids).astype(np.int64), np.concatenate(vecs)
+        ids = [faiss.rev_swig_ptr(lists.get_ids(no), lists.list_size(no)).copy()
+               for no in range(index.nlist) if lists.list_size(no)]
+        ids = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
+        return ids, index.reconstruct_batch(ids) if len(ids) else np.zeros((0, index.d), np.float32)
     ids = faiss.vector_to_array(index.id_map).astype(np.int64)
     return ids, index.index.reconstruct_n(0, index.ntotal) if len(ids) else np.zeros((0, index.d), np.float32)
 

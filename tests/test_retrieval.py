@@ -125,8 +125,8 @@ def test_fusion_weights_are_configurable(kb_folder):
     by_dense = base.search(q, top_k=1, mode="dense")[0].source
     by_bm25 = base.search(q, top_k=1, mode="bm25")[0].source
     assert by_bm25 == "d2"
-    dense_only = KnowledgeBase(kb_folder, fusion=FusionSettings(dense_weight=1.0))
-    bm25_only = KnowledgeBase(kb_folder, fusion=FusionSettings(dense_weight=0.0))
+    dense_only = KnowledgeBase(kb_folder, fusion=FusionSettings(dense_weight=1.0, adaptive=0.0))
+    bm25_only = KnowledgeBase(kb_folder, fusion=FusionSettings(dense_weight=0.0, adaptive=0.0))
     assert dense_only.search(q, top_k=1)[0].source == by_dense
     assert bm25_only.search(q, top_k=1)[0].source == by_bm25
 

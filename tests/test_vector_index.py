@@ -49,7 +49,7 @@ def test_ivf_above_threshold_recall_against_exact(low_threshold):
     x, ids = clustered(n), np.arange(n, dtype=np.int64) * 7 + 3  # ids need not be contiguous
     exact = flat_with(x, ids)
     ivf = store.fit_vector_index(exact)
-    assert isinstance(ivf, faiss.IndexIVFFlat)
+    assert isinstance(ivf, faiss.IndexIVF)
     assert store.vector_index_kind(ivf).startswith("ivf")
     assert ivf.ntotal == n and ivf.nprobe >= store.IVF_MIN_PROBE
     queries = clustered(200, seed=1)
@@ -64,7 +64,8 @@ def test_ivf_removal_and_reconstruction(low_threshold, tmp_path):
     x, ids = clustered(n), np.arange(n, dtype=np.int64)
     ivf = store.fit_vector_index(flat_with(x, ids))
     assert isinstance(ivf, faiss.IndexIVF)
-    np.testing.assert_array_equal(ivf.reconstruct_batch(ids[[5, 17, 2999]]), x[[5, 17, 2999]])
+    # float16 codes: reconstructed vectors within 1e-3 of the originals
+    np.testing.assert_allclose(ivf.reconstruct_batch(ids[[5, 17, 2999]]), x[[5, 17, 2999]], atol=1e-3)
     # what KnowledgeBase._commit does: clone, remove, add, then write and read back
     copy = faiss.clone_index(ivf)
     gone = np.arange(100, 400, dtype=np.int64)
@@ -76,7 +77,8 @@ def test_ivf_removal_and_reconstruction(low_threshold, tmp_path):
     back = faiss.read_index(str(tmp_path / "dense.faiss"))
     assert store.vector_index_kind(back) == store.vector_index_kind(copy)
     assert back.ntotal == n - len(gone) + 50
-    np.testing.assert_array_equal(back.reconstruct_batch(np.array([n + 1, 0], np.int64)), np.stack([extra[1], x[0]]))
+    np.testing.assert_allclose(back.reconstruct_batch(np.array([n + 1, 0], np.int64)), np.stack([extra[1], x[0]]),
+                               atol=1e-3)
     _, found = back.search(x[gone[:20]], 10)
     assert not set(found.ravel()) & set(gone.tolist())
     with pytest.raises(RuntimeError):
@@ -91,7 +93,7 @@ def test_ivf_shrinks_back_to_exact(low_threshold):
     ivf.remove_ids(np.arange(0, 1700, dtype=np.int64))
     flat = store.fit_vector_index(ivf)
     assert store.vector_index_kind(flat) == "flat" and flat.ntotal == 300
-    np.testing.assert_array_equal(flat.reconstruct_batch(np.array([1700, 1999], np.int64)), x[[1700, 1999]])
+    np.testing.assert_allclose(flat.reconstruct_batch(np.array([1700, 1999], np.int64)), x[[1700, 1999]], atol=1e-3)
 
 
 def test_ivf_retrained_when_collection_grows(low_threshold):
@@ -128,7 +130,7 @@ def test_store_round_trip_and_hybrid_search(low_threshold, tmp_path):
     assert isinstance(loaded.vectors, faiss.IndexIVF)
     hits = search(loaded, "晋中博士创新站", x[300], 5)
     assert hits[0].chunk_id == 300  # both methods agree on it
-    assert abs(hits[0].dense - 1.0) < 1e-5  # rescored from the reconstructed vector
+    assert abs(hits[0].dense - 1.0) < 1e-3  # rescored from the reconstructed (float16) vector
 
     vectors = faiss.clone_index(loaded.vectors)
     bm25 = loaded.bm25
