@@ -154,6 +154,7 @@ def worker(path: str, data_file: Path, out_file: Path) -> None:
         default = load_embedder(None)
         _, info["load_s"], _ = timed(default.warm_up)
         import torch
+
         default.embed_passages(chunks[:2])
         passages, wall, cpu = timed(default.embed_passages, chunks)
         queries = np.stack([default.embed_query(q) for q in questions])

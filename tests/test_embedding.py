@@ -220,7 +220,9 @@ def test_default_handles_odd_text(default):
 
 
 def test_default_long_text_is_windowed_like_the_engine(default):
-    article = (REPO / "data" / "articles" / "jinzhong_education_science_talent.txt").read_text(encoding="utf-8")
+    article = (REPO / "data" / "articles" / "jinzhong_education_science_talent.txt").read_text(
+        encoding="utf-8"
+    )
     texts = [article[:1100], SEED_SENTENCE]
     engine = default._load_engine()
     if engine is not None:
