@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rag import evaluation as ev  # noqa: E402
+from rag import evaluation as ev
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 SETS = (("cmrc_train", "cmrc"), ("ncp_policy_qa_dev", "ncp"))

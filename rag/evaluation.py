@@ -312,8 +312,8 @@ def open_eval_index(
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     final = root / key
-    build = dict(chunk_size=settings["chunk_size"], chunk_overlap=settings["chunk_overlap"],
-                 tokenizer=settings["tokenizer"])
+    build = {"chunk_size": settings["chunk_size"], "chunk_overlap": settings["chunk_overlap"],
+                 "tokenizer": settings["tokenizer"]}
     if not (final / "manifest.json").exists():
         _remove_stale_builds(root, key)
         tmp = root / f".{key}.tmp-{os.getpid()}"

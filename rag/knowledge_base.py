@@ -479,12 +479,12 @@ class KnowledgeBase:
             return Answer(question, None, tuple(passages), 0.0)
         gate = self.answer_gate
         known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in passages], np.int64))
-        if known < gate.min_known:  # the question's key terms are not in the knowledge base
-            return Answer(question, None, tuple(passages), 0.0)
+        if known <= 0 or gate.key_terms_missing(*snap.bm25.missing_words(question)):
+            return Answer(question, None, tuple(passages), 0.0)  # its key terms are not in the index
         span = extract_answer(question, passages)
         if span is None:
             return Answer(question, None, tuple(passages), 0.0)
-        confidence = gate.confidence(span.score, float(held[span.passage]))
+        confidence = gate.confidence(span.score, float(held[span.passage]) / known)
         if confidence < gate.min_confidence:  # the best evidence is too weak
             return Answer(question, None, tuple(passages), confidence)
         source = passages[span.passage].text

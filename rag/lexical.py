@@ -78,16 +78,20 @@ _posseg_lock = threading.Lock()
 
 def content_words(question: str) -> list[tuple[str, bool]]:
     """The question's content words: jieba words of two or more characters that are not
-    question words or function words, each with whether jieba tags it as a name."""
+    question words or function words, each with whether it is a *key* word: a name (place,
+    person, organisation, other proper noun) or a noun in jieba's dictionary. Nouns that
+    jieba does not know are mostly names glued to a neighbouring character by the
+    segmenter, so they are content words but not key words."""
     import jieba
     import jieba.posseg as pseg
 
     text = _QUESTION_RE.sub(" ", normalize(question))
-    with _posseg_lock:  # jieba initializes its dictionary on first use
+    with _posseg_lock:  # jieba loads its dictionary on first use
         if not jieba.dt.initialized:
             jieba.setLogLevel(logging.WARNING)
             jieba.initialize()
         pairs = [(p.word, p.flag) for p in pseg.lcut(text)]
+    freq = jieba.dt.FREQ
     out: list[tuple[str, bool]] = []
     seen: set[str] = set()
     for word, flag in pairs:
@@ -97,7 +101,8 @@ def content_words(question: str) -> list[tuple[str, bool]]:
         if not any(ch.isalnum() for ch in word):
             continue
         seen.add(word)
-        out.append((word, flag in _NAME_TAGS))
+        key = flag in _NAME_TAGS or (flag.startswith("n") and freq.get(word, 0) > 0)
+        out.append((word, key))
     return out
 
 
@@ -258,8 +263,8 @@ class BM25Index:
 
     def missing_words(self, question: str) -> tuple[list[str], list[str], int]:
         """The question's content words (see :func:`content_words`) that occur nowhere in
-        the index: ``(missing, missing_names, n_words)``. A word counts as present when at
-        least half of its terms are in the index, so a word that jieba glued to a
+        the index: ``(missing, missing_key_words, n_words)``. A word counts as present when
+        at least half of its terms are in the index, so a word that jieba glued to a
         neighbouring character (「潘尼曾」 for 潘尼 + 曾) is not missing."""
         words = content_words(question)
         if not words or len(self.vocab) == 0:
@@ -267,7 +272,7 @@ class BM25Index:
         weights, _ = self._prepare()
         missing: list[str] = []
         names: list[str] = []
-        for word, is_name in words:
+        for word, is_key in words:
             keys = np.unique(tokenize(word, self.tokenizer))
             if len(keys) == 0:
                 continue
@@ -275,7 +280,7 @@ class BM25Index:
             found = (self.vocab[pos] == keys) & (weights.indptr[pos + 1] > weights.indptr[pos])
             if 2 * int(found.sum()) < len(keys):
                 missing.append(word)
-                if is_name:
+                if is_key:
                     names.append(word)
         return missing, names, len(words)
 

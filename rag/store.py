@@ -87,7 +87,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
     _fsync_dir(path.parent)
 
 
-# -- the vector index: exact for small collections, IVF-Flat above a measured size -------
+# -- the vector index: exact for small collections, IVF above a measured size -------------
 # benchmarks/scale.py measures the choice (benchmarks/README.md): exact search reads every
 # vector (1.5 KB each) for every question, ~1 ms at 20k vectors but memory-bound above that
 # (~10 ms at 100k, ~60 ms at 1M), so above FLAT_MAX an inverted file scans 1/8 of the
@@ -113,10 +113,9 @@ def new_vector_index(dim: int, n: int = 0, train=None):
 
     Up to :data:`FLAT_MAX` vectors: exact inner-product search (``IndexIDMap2`` over
     ``IndexFlatIP``). Above: an inverted file with float16 codes (``IndexIVFScalarQuantizer``,
-    QT_fp16) and about 2 sqrt(n) lists, trained on
-    ``train`` (a sample of the vectors to be added), scanning 1/8 of its lists (at least 48)
-    per query,
-    with a hash-table direct map so that ``remove_ids`` and ``reconstruct_batch`` work.
+    QT_fp16) and about 2 sqrt(n) lists, trained on ``train`` (a random sample of the vectors
+    to be added), scanning 1/8 of its lists (at least 48) per query, with a hash-table
+    direct map so that ``remove_ids`` and ``reconstruct_batch`` work.
     Vectors are L2-normalized, so inner product is cosine. Ids are the chunk ids.
     """
     import faiss
@@ -138,7 +137,7 @@ def new_vector_index(dim: int, n: int = 0, train=None):
 
 
 def vector_index_kind(index) -> str:
-    """``flat`` or ``ivf<nlist>,nprobe=<p>``: what the manifest records."""
+    """``flat`` or ``ivf<nlist>,fp16,nprobe=<p>``: what the manifest records."""
     import faiss
 
     if isinstance(index, faiss.IndexIVFScalarQuantizer):

@@ -54,12 +54,12 @@ def test_short_numeric():
 
 
 def test_summarize_by_hand():
+    keys = ("strict_rank", "passage_rank", "em", "f1", "short_numeric", "prediction", "latency_ms")
     rows = [
-        dict(strict_rank=1, passage_rank=1, em=1.0, f1=1.0, short_numeric=True, prediction="7家", latency_ms=10.0),
-        dict(strict_rank=3, passage_rank=2, em=0.0, f1=0.5, short_numeric=False, prediction="x", latency_ms=20.0),
-        dict(strict_rank=None, passage_rank=7, em=0.0, f1=0.0, short_numeric=True, prediction=None, latency_ms=30.0),
-        dict(strict_rank=None, passage_rank=None, em=0.0, f1=0.0, short_numeric=False, prediction=None,
-             latency_ms=40.0),
+        dict(zip(keys, (1, 1, 1.0, 1.0, True, "7家", 10.0))),
+        dict(zip(keys, (3, 2, 0.0, 0.5, False, "x", 20.0))),
+        dict(zip(keys, (None, 7, 0.0, 0.0, True, None, 30.0))),
+        dict(zip(keys, (None, None, 0.0, 0.0, False, None, 40.0))),
     ]
     s = ev.summarize(rows)
     assert s["questions"] == 4
@@ -179,7 +179,7 @@ def test_rag_eval_cli(tmp_path, minilm_path):
     proc = subprocess.run(
         [sys.executable, "-m", "rag.cli", "eval", str(bench), "--model", minilm_path, "--limit", "3",
          "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert "strict_recall@5" in proc.stdout and "exact_match" in proc.stdout

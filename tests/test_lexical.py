@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.lexical import BM25Index, tokenize
+from rag.lexical import BM25Index, content_words, tokenize
 
 TEXTS = [
     "晋中市建立院士工作站3家，获批设立1家国家博士后科研站，7家省级博士创新站。",
@@ -81,3 +81,21 @@ def test_query_evidence_follows_removals():
     known, held = ix.query_evidence("疫情防控", np.array([2]))
     assert known == 0.0 and held[0] == 0.0
     assert len(ix.search("疫情防控", 5)[0]) == 0
+
+
+def test_content_words_of_a_question():
+    words = dict(content_words("晋中有几家省级博士创新站？"))
+    assert words["晋中"] is True  # a place name: key word
+    assert "几家" not in words and "有" not in words  # question and function words go
+    assert dict(content_words("火星上有几家省级博士创新站"))["火星"] is True  # a dictionary noun
+    assert content_words("是什么？") == []
+
+
+def test_missing_words(index):
+    assert index.missing_words("晋中有几家省级博士创新站") == ([], [], len(content_words("晋中有几家省级博士创新站")))
+    missing, key, n = index.missing_words("北京有几家省级博士创新站")
+    assert missing == ["北京"] and key == ["北京"] and n >= 2
+    missing, key, _ = index.missing_words("火星上有几家博士创新站")
+    assert "火星" in missing and "火星" in key
+    missing, key, n = index.missing_words("量子引力是什么")
+    assert set(missing) == {"量子", "引力"} and n == 2

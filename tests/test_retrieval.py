@@ -66,8 +66,8 @@ def test_fuse_without_bm25_evidence_is_dense_order():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(dense_weight=1.5), dict(normalization="max"), dict(pool=0), dict(adaptive=-1.0),
-     dict(min_dense=0.8, max_dense=0.2)],
+    [{"dense_weight": 1.5}, {"normalization": "max"}, {"pool": 0}, {"adaptive": -1.0},
+     {"min_dense": 0.8, "max_dense": 0.2}],
 )
 def test_fusion_settings_are_checked(kwargs):
     with pytest.raises(ValueError):
@@ -139,9 +139,8 @@ def test_fusion_weights_are_configurable(kb_folder):
 def cross_encoder_path(tmp_path_factory, minilm_path):
     """A small CrossEncoder built from the local MiniLM weights (one output), saved and
     loaded by path."""
-    from sentence_transformers import CrossEncoder
-
     import torch
+    from sentence_transformers import CrossEncoder
 
     torch.manual_seed(0)
     model = CrossEncoder(minilm_path, num_labels=1, local_files_only=True, device="cpu")
@@ -172,3 +171,84 @@ def test_reranker_with_a_bad_path_is_a_clear_error(tmp_path):
 
     with pytest.raises(ModelError, match="local CrossEncoder"):
         CrossEncoderReranker(str(tmp_path / "missing")).rerank("q", [object()])
+
+
+# ---------------------------------------------------------------------------------------
+# abstention: KnowledgeBase.answer says nothing was found rather than invent an answer
+
+
+def test_answers_with_evidence_and_confidence(kb_folder):
+    kb = KnowledgeBase(kb_folder)
+    a = kb.answer("晋中有几家省级博士创新站")
+    assert a.text == "7家"
+    assert "7家省级博士创新站" in a.evidence
+    assert kb.answer_gate.min_confidence <= a.confidence <= 1.0
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "北京有几家省级博士创新站",  # a place the knowledge base never mentions
+        "火星上有几家省级博士创新站",  # a noun it never mentions
+        "量子引力理论是谁提出的",  # nothing of it is there
+        "是什么？",  # no content at all
+    ],
+)
+def test_abstains_when_key_terms_are_absent(kb_folder, question):
+    a = KnowledgeBase(kb_folder).answer(question)
+    assert a.text is None and a.span is None and a.evidence is None
+    assert a.confidence == 0.0
+    assert len(a.passages) > 0  # the closest passages still come back, as such
+
+
+def test_abstains_when_the_evidence_is_weak(kb_folder, monkeypatch):
+    from rag.retrieval import AnswerGate
+    from rag.types import Span
+
+    def extract(question, passages):  # a confident extractor, wrong passage or not
+        p = passages[0]
+        return Span(p.text[:2], 0, 0, 2, 0, len(p.text), 0.81, "what")
+
+    monkeypatch.setattr("rag.extraction.extract_answer", extract)
+    kb = KnowledgeBase(kb_folder)
+    q = "晋中有几家省级博士创新站"
+    first = kb.search(q, top_k=5)[0]
+    known, held = kb._current().bm25.query_evidence(q, [first.chunk_id])
+    expected = AnswerGate.confidence(0.81, held[0] / known)
+    assert expected == pytest.approx(np.sqrt(0.81 * held[0] / known))
+    answered = kb.answer(q)
+    assert answered.text == first.text[:2] and answered.confidence == pytest.approx(expected)
+    kb.answer_gate = AnswerGate(min_confidence=min(expected + 0.01, 1.0))
+    refused = kb.answer(q)
+    assert refused.text is None and refused.confidence == pytest.approx(expected)
+    # the extractor finding nothing is no answer either
+    monkeypatch.setattr("rag.extraction.extract_answer", lambda q, p: None)
+    assert KnowledgeBase(kb_folder).answer(q).text is None
+
+
+def test_cli_says_nothing_was_found(kb_folder):
+    import subprocess
+    import sys
+
+    from rag.cli import NOT_FOUND
+
+    from .conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ask", "北京有几所大学", "--index-dir", str(kb_folder)],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert NOT_FOUND in proc.stdout and "答案" not in proc.stdout
+
+
+def test_answer_gate_settings_are_checked():
+    from rag.retrieval import AnswerGate
+
+    with pytest.raises(ValueError):
+        AnswerGate(min_confidence=1.5)
+    gate = AnswerGate(min_found_words=0.5)
+    assert gate.key_terms_missing(["甲乙"], ["甲乙"], 3)  # a key word is missing
+    assert not gate.key_terms_missing(["甲乙"], [], 3)  # 2 of 3 content words found
+    assert gate.key_terms_missing(["甲乙", "丙丁"], [], 3)  # 1 of 3
+    assert not gate.key_terms_missing([], [], 0)

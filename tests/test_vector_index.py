@@ -128,9 +128,10 @@ def test_store_round_trip_and_hybrid_search(low_threshold, tmp_path):
     assert written.manifest["vector_index"].startswith("ivf")
     loaded = store.load_snapshot(tmp_path / "index", written.manifest)
     assert isinstance(loaded.vectors, faiss.IndexIVF)
-    hits = search(loaded, "晋中博士创新站", x[300], 5)
-    assert hits[0].chunk_id == 300  # both methods agree on it
+    hits = search(loaded, "晋中博士创新站", x[300], 5, mode="dense")
+    assert hits[0].chunk_id == 300
     assert abs(hits[0].dense - 1.0) < 1e-3  # rescored from the reconstructed (float16) vector
+    assert 300 in {h.chunk_id for h in search(loaded, "晋中博士创新站", x[300], 20)}
 
     vectors = faiss.clone_index(loaded.vectors)
     bm25 = loaded.bm25
@@ -142,4 +143,15 @@ def test_store_round_trip_and_hybrid_search(low_threshold, tmp_path):
 
     again = store.write_generation(loaded, vectors, bm25, drop)
     reloaded = store.load_snapshot(tmp_path / "index", again.manifest)
-    assert 300 not in {h.chunk_id for h in search(reloaded, "晋中博士创新站", x[300], 20)}
+    for mode in ("hybrid", "dense", "bm25"):
+        assert 300 not in {h.chunk_id for h in search(reloaded, "晋中博士创新站", x[300], 20, mode=mode)}
+
+
+def test_search_vectors_matches_search_and_restores_threads():
+    x = clustered(500)
+    index = flat_with(x, np.arange(500, dtype=np.int64))
+    before = faiss.omp_get_max_threads()
+    _, got = store.search_vectors(index, x[:3], 5)
+    _, want = index.search(x[:3], 5)
+    np.testing.assert_array_equal(got, want)
+    assert faiss.omp_get_max_threads() == before
