@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate on a benchmark folder (passages.jsonl + questions.jsonl)")
     p.add_argument("bench_dir")
-    p.add_argument("--limit", type=int, default=None, help="first N questions (fixed sample)")
+    p.add_argument("--limit", type=int, default=None, help="a fixed random sample of N questions (seed 0)")
     p.add_argument("--model", default=None)
     p.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
     p.add_argument("--top-k", type=int, default=20)

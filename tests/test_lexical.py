@@ -99,3 +99,16 @@ def test_missing_words(index):
     assert "火星" in missing and "火星" in key
     missing, key, n = index.missing_words("量子引力是什么")
     assert set(missing) == {"量子", "引力"} and n == 2
+
+
+def test_weights_are_built_once_per_index_state():
+    ix = BM25Index("bigram")
+    ix.add(np.arange(len(TEXTS)), TEXTS)
+    ix.search("博士创新站", 3)
+    built = ix._weights
+    for q in ("晋中有几家省级博士创新站", "疫情防控", "GDP growth"):
+        ix.search(q, 3)
+        ix.query_evidence(q, np.arange(3))
+    assert ix._weights is built  # queries never rebuild BM25
+    ix.add(np.array([len(TEXTS)]), ["新增一行：博士创新站"])
+    assert ix.search("博士创新站", 10)[0].tolist().count(len(TEXTS)) == 1  # updated with the index
