@@ -18,7 +18,9 @@ out, so anyone can recompute them:
 * abstention rate (``Answer.text is None``) and latency (p50/p95 of ``answer()``).
 
 Chunk vectors are cached by (model, text hash) under ``<cache>/vectors/``, so a chunking
-variant re-embeds only the chunks it changes.
+variant re-embeds only the chunks it changes. Both caches are also keyed by a fingerprint of
+the vectors the embedder gives a probe text, so a change in how a model computes (precision,
+long-text handling) is never served stale vectors.
 """
 
 from __future__ import annotations
@@ -273,6 +275,16 @@ class CachingEmbedder:
         return self.inner.embed_query(text)
 
 
+_PROBE = "passage: 晋中市建立院士(专家)工作站3家,获批设立1家国家博士后科研站,7家省级博士创新站。"
+
+
+def embedder_fingerprint(embedder) -> str:
+    """A short hash of the vectors ``embedder`` gives a probe text: a model whose name stays
+    the same but whose computation changed (precision, windowing) gets new cache entries."""
+    vec = np.asarray(embedder.embed_passages([_PROBE], batch_size=1), np.float32)
+    return hashlib.sha256(np.round(vec, 3).tobytes()).hexdigest()[:12]
+
+
 def _kb_default(name: str):
     from .knowledge_base import KnowledgeBase
 
@@ -302,10 +314,12 @@ def open_eval_index(
 
     root = Path(cache_root) if cache_root else default_cache_dir()
     embedder = load_embedder(model)
+    fingerprint = embedder_fingerprint(embedder)
     settings = {
         "version": EVAL_CACHE_VERSION,
         "passages": bench.content_hash,
         "model": embedder.spec,
+        "embedder": fingerprint,
         "chunk_size": chunk_size or _kb_default("chunk_size"),
         "chunk_overlap": _kb_default("chunk_overlap") if chunk_overlap is None else chunk_overlap,
         "tokenizer": tokenizer or _kb_default("tokenizer"),
@@ -321,7 +335,7 @@ def open_eval_index(
         log.info("building the evaluation index %s (%d passages)", final, len(bench.passages))
         kb = KnowledgeBase(tmp, model, commit_every=1 << 40, **build)
         dim = int(kb.embedder.dim)
-        vectors = VectorCache(root / "vectors" / f"{_sha(embedder.spec)}.sqlite", dim)
+        vectors = VectorCache(root / "vectors" / f"{_sha(embedder.spec + fingerprint)}.sqlite", dim)
         try:
             kb.embedder = CachingEmbedder(kb.embedder, vectors)
             kb._progress = progress
