@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +30,7 @@ def test_chunks_follow_sentences_and_overlap():
     assert any(SEED_SENTENCE in c.text for c in chunks)  # the answer sentence is never cut
     ends = {b for _, b in sentence_spans(text)}
     assert all(c.end in ends for c in chunks)
-    assert any(b.start < a.end for a, b in zip(chunks, chunks[1:]))  # some overlap
+    assert any(b.start < a.end for a, b in pairwise(chunks))  # some overlap
 
 
 def test_long_sentence_is_cut_at_clauses_not_inside_numbers_or_names():
