@@ -16,7 +16,8 @@ Usage (one command; the indexes are cached under ~/.cache/rag-zh/eval, so reruns
 ask the questions)::
 
     python benchmarks/retrieval_quality.py [--data ../shared/data] [--cmrc-limit 2000]
-        [--modes bm25,dense,hybrid] [--no-abstention] [--out benchmarks/results/retrieval_quality.json]
+        [--modes bm25,dense,hybrid] [--no-abstention] [--thresholds 0.3,0.35,0.4,0.45]
+        [--out benchmarks/results/retrieval_quality.json]
 
 Writes the figures (and per-question rows) to the JSON file and prints a Markdown table.
 """
@@ -46,7 +47,7 @@ def half_of(passage_id: str) -> str:
     return "A" if hashlib.sha256(str(passage_id).encode()).digest()[0] % 2 == 0 else "B"
 
 
-def abstention_run(bench: ev.Benchmark, questions: list[dict], cache_dir, progress: bool) -> dict:
+def abstention_run(bench: ev.Benchmark, questions: list[dict], cache_dir, progress: bool, gate=None) -> dict:
     """Index half A of the passages; ask every question; answered vs refused by half."""
     kept = [p for p in bench.passages if half_of(p["id"]) == "A"]
     digest = hashlib.sha256(
@@ -54,6 +55,8 @@ def abstention_run(bench: ev.Benchmark, questions: list[dict], cache_dir, progre
     ).hexdigest()
     half = ev.Benchmark(bench.folder, kept, bench.questions, digest)
     kb = ev.open_eval_index(half, None, cache_dir, progress=progress)
+    if gate is not None:
+        kb.answer_gate = gate
     rows = ev.evaluate(kb, half, questions, mode="hybrid", top_k=ev.ANSWER_TOP_K, progress=progress)
     inside = [r for r in rows if half_of(r["passage_id"]) == "A"]
     outside = [r for r in rows if half_of(r["passage_id"]) == "B"]
@@ -68,6 +71,26 @@ def abstention_run(bench: ev.Benchmark, questions: list[dict], cache_dir, progre
         "abstention_rate_unanswerable": sum(r["prediction"] is None for r in outside) / max(len(outside), 1),
         "rows": rows,
     }
+
+
+def threshold_sweep(kb, bench: ev.Benchmark, questions: list[dict], args) -> dict:
+    """Answer EM and the half-index answered/refused rates for each confidence threshold."""
+    from rag.retrieval import AnswerGate
+
+    out = {}
+    default = kb.answer_gate
+    for t in (float(x) for x in args.thresholds.split(",") if x.strip()):
+        gate = AnswerGate(min_found_words=default.min_found_words, min_confidence=t)
+        kb.answer_gate = gate
+        s = ev.summarize(ev.evaluate(kb, bench, questions, mode="hybrid", top_k=20))
+        a = abstention_run(bench, questions, args.cache_dir, False, gate)
+        out[str(t)] = {"exact_match": s["exact_match"], "short_numeric_exact_match": s["short_numeric_exact_match"],
+                       "abstention_rate": s["abstention_rate"],
+                       "answered_rate_answerable": a["answered_rate_answerable"],
+                       "abstention_rate_unanswerable": a["abstention_rate_unanswerable"]}
+        print(f"threshold {t}: {json.dumps(out[str(t)])}", file=sys.stderr, flush=True)
+    kb.answer_gate = default
+    return out
 
 
 def pct(x) -> str:
@@ -112,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "retrieval_quality.json")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--thresholds", default="",
+                        help="also sweep AnswerGate.min_confidence over these values, e.g. 0.3,0.35,0.4,0.45")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"benchmark data not found at {args.data}; pass --data (the shared data folder)", file=sys.stderr)
@@ -141,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             block["abstention"] = abstention_run(bench, questions, args.cache_dir, args.progress)
             a = {k: v for k, v in block["abstention"].items() if k != "rows"}
             print(f"{short} abstention: {json.dumps(a)}", file=sys.stderr, flush=True)
+        if args.thresholds:
+            block["thresholds"] = threshold_sweep(kb, bench, questions, args)
         results["sets"][short] = block
     results["seconds"] = round(time.perf_counter() - t_all, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
