@@ -2,8 +2,8 @@
 
 Each question gets its gold passage as the only passage, so the figures measure the
 extractor alone: exact match (EM) and character F1 of ``extract_answer`` against the
-gold answers, overall and on short numeric answers (``answers[0]`` holds a digit or a
-Chinese numeral and is at most 8 characters), on a fixed sample (seed 0).
+gold answers, overall and on short numeric answers, on a fixed sample (seed 0). The
+metrics are ``rag.evaluation``'s (the official CMRC normalization), as in ``rag eval``.
 
 Usage::
 
@@ -16,50 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
+from rag.evaluation import exact_match, f1_score, is_short_numeric
 from rag.extraction import extract_answer, question_type
-from rag.textnorm import normalize
 from rag.types import Passage
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cmrc_train"
-_NUMERIC_RE = re.compile(r"[0-9０-９零〇一二两三四五六七八九十百千万亿]")
-_PUNCT_RE = re.compile(r"[\s\u3000,，。.!！?？;；:：、\"'“”‘’「」『』《》()（）\[\]【】<>]")
-
-
-def _norm_answer(text: str) -> str:
-    return _PUNCT_RE.sub("", normalize(text))
-
-
-def exact_match(pred: str | None, golds: list[str]) -> float:
-    if pred is None:
-        return 0.0
-    p = _norm_answer(pred)
-    return float(any(p == _norm_answer(g) for g in golds))
-
-
-def char_f1(pred: str | None, golds: list[str]) -> float:
-    if pred is None:
-        return 0.0
-    best = 0.0
-    p = list(_norm_answer(pred))
-    for g in golds:
-        gl = list(_norm_answer(g))
-        common = sum((Counter(p) & Counter(gl)).values())
-        if common == 0:
-            continue
-        prec, rec = common / len(p), common / len(gl)
-        best = max(best, 2 * prec * rec / (prec + rec))
-    return best
-
-
-def is_short_numeric(answer: str) -> bool:
-    return len(answer) <= 8 and bool(_NUMERIC_RE.search(answer))
 
 
 def main() -> int:
@@ -99,7 +66,7 @@ def main() -> int:
         pred = span.text if span else None
         if span is not None:
             assert p.text[span.start : span.end] == span.text
-        em, f1 = exact_match(pred, row["answers"]), char_f1(pred, row["answers"])
+        em, f1 = exact_match(pred, row["answers"]), f1_score(pred, row["answers"])
         qt = question_type(row["question"])
         groups = ["all", f"type:{qt}"]
         if is_short_numeric(row["answers"][0]):
