@@ -23,31 +23,27 @@ from rag.knowledge_base import MAX_QUESTION_CHARS
 from rag.store import read_manifest
 
 from .conftest import REPO
+from .test_documents import image_only_pdf
 from .test_knowledge_base import assert_consistent
-from .test_reliability import CITIES, ENV, assert_clean_error, rag, stderr_lines, write_city_articles
+from .test_reliability import (  # noqa: F401 (base_index, index_copy: shared fixtures)
+    CITIES,
+    ENV,
+    assert_clean_error,
+    base_index,
+    index_copy,
+    rag,
+    stderr_lines,
+    write_city_articles,
+)
 
 QUESTION, ANSWER = "太原市今年新建了几座公园", "10座"
 
 
 @pytest.fixture(scope="module")
-def city_index(tmp_path_factory, minilm_path) -> Path:
-    root = tmp_path_factory.mktemp("bad-input")
-    docs = write_city_articles(root / "docs", CITIES[:3])
-    KnowledgeBase(root / "index", model=minilm_path).add([docs])
-    return root / "index"
-
-
-@pytest.fixture(scope="module")
-def kb(city_index) -> KnowledgeBase:
-    kb = KnowledgeBase(city_index)
+def kb(base_index) -> KnowledgeBase:
+    kb = KnowledgeBase(base_index)
     assert kb.answer(QUESTION).text == ANSWER
     return kb
-
-
-@pytest.fixture
-def index_copy(city_index, tmp_path) -> Path:
-    shutil.copytree(city_index, tmp_path / "index")
-    return tmp_path / "index"
 
 
 # -- questions: Python API ------------------------------------------------------------------
@@ -121,19 +117,19 @@ def test_a_question_that_is_not_text_is_a_question_error(kb, question):
     ([QUESTION, "--top-k", "10000"], ["top_k", "10000"]),
     ([QUESTION, "--top-k", "-1"], ["top_k"]),
 ])
-def test_cli_ask_rejects_bad_questions_with_one_error_line(city_index, args, needles):
-    before = read_manifest(city_index)
-    result = rag("ask", *args, "--index-dir", city_index)
+def test_cli_ask_rejects_bad_questions_with_one_error_line(base_index, args, needles):
+    before = read_manifest(base_index)
+    result = rag("ask", *args, "--index-dir", base_index)
     assert_clean_error(result, *needles)
     assert result.stdout == ""
-    assert read_manifest(city_index) == before
+    assert read_manifest(base_index) == before
 
 
-def test_cli_argument_errors_name_the_argument(city_index):
-    result = rag("ask", QUESTION, "--top-k", "many", "--index-dir", city_index)
+def test_cli_argument_errors_name_the_argument(base_index):
+    result = rag("ask", QUESTION, "--top-k", "many", "--index-dir", base_index)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: argument --top-k: invalid int value: 'many'" in result.stderr
-    result = rag("add", city_index, "--commit-every", "0", "--index-dir", city_index)
+    result = rag("add", base_index, "--commit-every", "0", "--index-dir", base_index)
     assert result.returncode == 2 and "--commit-every: must be at least 1" in result.stderr
 
 
@@ -143,12 +139,12 @@ def test_cli_ask_without_an_index_says_so(tmp_path):
     assert not (tmp_path / "nothing-here").exists()
 
 
-def test_cli_ask_with_undecodable_bytes_in_argv(city_index):
+def test_cli_ask_with_undecodable_bytes_in_argv(base_index):
     """A stray byte that is not UTF-8 reaches Python as a lone surrogate: it is dropped,
     the question is answered."""
     raw = b"\xff" + QUESTION.encode("utf-8") + b"\xfe"
     result = subprocess.run([sys.executable.encode(), b"-m", b"rag.cli", b"ask", raw, b"--index-dir",
-                             os.fsencode(city_index)], check=False, cwd=REPO, env=ENV, capture_output=True,
+                             os.fsencode(base_index)], check=False, cwd=REPO, env=ENV, capture_output=True,
                             timeout=600)
     err = result.stderr.decode("utf-8", "replace")
     assert result.returncode == 0, err
@@ -156,19 +152,6 @@ def test_cli_ask_with_undecodable_bytes_in_argv(city_index):
 
 
 # -- files ----------------------------------------------------------------------------------
-
-
-def _scanned_pdf(path: Path) -> None:
-    from fpdf import FPDF
-    from PIL import Image
-
-    image = path.with_suffix(".png")
-    Image.new("RGB", (200, 80), "white").save(image)
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.image(str(image), x=10, y=10, w=150)
-    pdf.output(str(path))
-    image.unlink()
 
 
 def _symlink_loop(path: Path) -> None:
@@ -180,7 +163,7 @@ BAD_FILES = {
     "binary-named-txt": ("photo.txt", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8),
                          "binary"),
     "corrupt-docx": ("report.docx", lambda p: p.write_bytes(b"PK\x03\x04\x14\x00 truncated zip"), "corrupt"),
-    "scanned-pdf": ("scan.pdf", _scanned_pdf, "scanned PDF"),
+    "scanned-pdf": ("scan.pdf", image_only_pdf, "scanned PDF"),
     "navigation-only-html": ("nav.html", lambda p: p.write_text(
         "<html><head><title>某某网</title></head><body><nav><a href=/>首页</a><a href=/n>新闻</a></nav>"
         "<div><a href=/a>通知公告</a><br><a href=/b>政策解读</a></div><footer>© 2024 某某网 版权所有</footer>"

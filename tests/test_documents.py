@@ -399,7 +399,8 @@ def test_docx_paragraphs_tables_and_properties(tmp_path):
 # --- failures -------------------------------------------------------------------------
 
 
-def _image_only_pdf(path: Path) -> None:
+def image_only_pdf(path: Path) -> None:
+    """A PDF holding one picture and no text layer, as a scanner makes."""
     from fpdf import FPDF
     from PIL import Image
 
@@ -409,6 +410,7 @@ def _image_only_pdf(path: Path) -> None:
     pdf.add_page()
     pdf.image(str(image), x=10, y=10, w=100)
     pdf.output(str(path))
+    image.unlink()
 
 
 @pytest.mark.parametrize(
@@ -421,7 +423,7 @@ def _image_only_pdf(path: Path) -> None:
         ("text.docx", lambda p: p.write_text("纯文本，不是Word文件。", encoding="utf-8"), "corrupt"),
         ("corrupt.pdf", lambda p: p.write_bytes(b"%PDF-1.4\n1 0 obj garbage\n"), "corrupt"),
         ("notpdf.pdf", lambda p: p.write_bytes(b"<html>error page</html>"), "corrupt"),
-        ("scan.pdf", _image_only_pdf, "scanned PDF: no text layer; run OCR first"),
+        ("scan.pdf", image_only_pdf, "scanned PDF: no text layer; run OCR first"),
         ("boilerplate.txt", lambda p: p.write_text("登录更多 下载App\n举报收藏\n© 2022 华人头条\n", encoding="utf-8"),
          "no article text"),
         ("picture.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff"), "unsupported"),
