@@ -75,7 +75,7 @@ def abstention_run(bench: ev.Benchmark, questions: list[dict], cache_dir, progre
 
 def threshold_sweep(kb, bench: ev.Benchmark, questions: list[dict], args) -> dict:
     """Answer EM and the half-index answered/refused rates for each confidence threshold."""
-    from rag.retrieval import AnswerGate
+    from rag.answering import AnswerGate
 
     out = {}
     default = kb.answer_gate

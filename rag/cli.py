@@ -16,7 +16,7 @@ NOT_FOUND = "未找到相关内容 (nothing relevant was found in the knowledge 
 def _kb(args, **kwargs):
     from .knowledge_base import KnowledgeBase
 
-    for key in ("commit_every", "lock_timeout"):
+    for key in ("commit_every", "lock_timeout", "reader", "reranker"):
         if getattr(args, key, None) is not None:
             kwargs.setdefault(key, getattr(args, key))
     return KnowledgeBase(args.index_dir, getattr(args, "model", None), **kwargs)
@@ -133,7 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for another writer of the index (default 600)")
     p.set_defaults(func=cmd_remove)
 
-    p = with_index(sub.add_parser("ask", help="answer a question"), model=False)
+    def answering(p):
+        p.add_argument("--reader", default=None, choices=("model", "rules"),
+                       help="who reads the passages: the trained model (default) or the rules")
+        p.add_argument("--reranker", default=None, metavar="model|none|PATH",
+                       help="reorder the candidates with the trained model (default), not at all, "
+                            "or a local CrossEncoder folder")
+        return p
+
+    p = answering(with_index(sub.add_parser("ask", help="answer a question"), model=False))
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -144,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("eval", help="evaluate on a benchmark folder (passages.jsonl + questions.jsonl)")
+    p = answering(sub.add_parser("eval", help="evaluate on a benchmark folder (passages.jsonl + questions.jsonl)"))
     p.add_argument("bench_dir")
+    p.add_argument("--split", default="all", choices=("all", "heldout", "train"),
+                   help="only questions whose passage the reader was not trained on (heldout), or was (train)")
     p.add_argument("--limit", type=int, default=None, help="a fixed random sample of N questions (seed 0)")
     p.add_argument("--model", default=None)
     p.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))

@@ -22,7 +22,8 @@ import numpy as np
 from .chunking import ChunkSettings, chunk_text
 from .embedding import file_sha256
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
-from .retrieval import MODES, AnswerGate, FusionSettings, Hit
+from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
+from .retrieval import MODES, FusionSettings, Hit
 from .retrieval import search as hybrid_search
 from .store import (
     FORMAT_VERSION,
@@ -45,6 +46,7 @@ MAX_TOP_K = 100
 EMBED_SLICE = 2048  # texts per embedder call (bounds tokenizer and activation memory)
 # zero-width and bidi marks, C0/C1 controls, and lone surrogates (from a bad byte in argv or
 # a JSON "\ud800"), which no tokenizer or encoder can take
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -133,7 +135,8 @@ class KnowledgeBase:
         chunk_overlap: int = 200,
         tokenizer: str = "bigram",
         fusion: FusionSettings | None = None,
-        reranker: str | None = None,
+        reader: str | Reader | None = "model",
+        reranker: str | Reranker | None = "model",
         lock_timeout: float = 600.0,
         commit_every: int = 2000,
     ) -> None:
@@ -158,8 +161,8 @@ class KnowledgeBase:
         settings = (manifest or {}).get("chunking") or {"size": chunk_size, "overlap": chunk_overlap}
         self.chunking = ChunkSettings(**settings)
         self.tokenizer = (manifest or {}).get("tokenizer", tokenizer)
-        self._reranker_spec = reranker
-        self._reranker = None
+        reader_obj = make_reader(reader)
+        self.pipeline = Pipeline(reader_obj, make_reranker(reranker, reader_obj))
         self._progress = False
 
     # -- state -------------------------------------------------------------------------
@@ -429,7 +432,8 @@ class KnowledgeBase:
         return vec
 
     def search(self, question: str, top_k: int = 5, mode: str = "hybrid") -> list[Passage]:
-        """The ``top_k`` passages that best match ``question``, best first."""
+        """The ``top_k`` passages that best match ``question``, best first: the retriever's
+        candidates (``mode``: hybrid, dense or bm25), the first of them reordered by the reranker."""
         question = clean_question(question)
         check_top_k(top_k)
         if mode not in MODES:
@@ -438,57 +442,41 @@ class KnowledgeBase:
         if snap is None or snap.stats.get("chunks", 0) == 0:
             return []
         qvec = self._query_vector(question) if mode != "bm25" else None
-        pool = max(top_k, self.fusion.pool)
-        hits = hybrid_search(snap, question, qvec, pool if self._reranker_spec else top_k, mode, self.fusion)
+        depth = self.pipeline.rerank_depth if self.pipeline.reranker is not None else 0
+        hits = hybrid_search(snap, question, qvec, max(top_k, depth), mode, self.fusion)
         with _damaged_rows(snap):
             passages = _passages(snap, hits)
-        if self._reranker_spec and passages:
-            passages = self._rerank(question, passages)
-        return passages[:top_k]
+        return self.pipeline.rerank(question, passages)[:top_k]
 
-    def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
-        from .retrieval import CrossEncoderReranker
+    @property
+    def answer_gate(self) -> AnswerGate:
+        return self.pipeline.gate
 
-        if self._reranker is None:
-            self._reranker = CrossEncoderReranker(self._reranker_spec)
-        return self._reranker.rerank(question, passages)
-
-    answer_gate: AnswerGate = AnswerGate()
+    @answer_gate.setter
+    def answer_gate(self, gate: AnswerGate) -> None:
+        self.pipeline.gate = gate
 
     def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid") -> Answer:
         """The short answer to ``question`` with its evidence; ``text`` is None when the
         knowledge base holds nothing relevant (the closest passages are still returned).
 
         No answer is given when the question's key terms are absent from the index, when
-        the extractor finds no span, or when the answer's confidence (extractor score and
-        the share of the question its passage holds, see :class:`AnswerGate`) is below
-        ``answer_gate.min_confidence``; ``confidence`` then says how close it came."""
-        from .extraction import extract_answer
-
+        the reader finds no span, or when its confidence is below the gate's threshold
+        (:class:`rag.answering.AnswerGate`); ``confidence`` then says how close it came."""
         question = clean_question(question)
         passages = self.search(question, top_k=top_k, mode=mode)
         snap = self._current()
-        if not passages or snap is None:
+        if snap is None:
             return Answer(question, None, tuple(passages), 0.0)
-        gate = self.answer_gate
-        known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in passages], np.int64))
-        if known <= 0 or gate.key_terms_missing(*snap.bm25.missing_words(question)):
-            return Answer(question, None, tuple(passages), 0.0)  # its key terms are not in the index
-        span = extract_answer(question, passages)
-        if span is None:
-            return Answer(question, None, tuple(passages), 0.0)
-        confidence = gate.confidence(span.score, float(held[span.passage]) / known)
-        if confidence < gate.min_confidence:  # the best evidence is too weak
-            return Answer(question, None, tuple(passages), confidence)
-        source = passages[span.passage].text
-        return Answer(
-            question,
-            span.text,
-            tuple(passages),
-            confidence=confidence,
-            span=span,
-            evidence=source[span.sentence_start:span.sentence_end],
-        )
+
+        def evidence(shown) -> tuple[float, list[float], bool]:
+            if not _CJK.search(question):  # another language: the lexical gate cannot judge it
+                return 1.0, [0.0] * len(shown), False
+            known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in shown], np.int64))
+            missing = self.answer_gate.key_terms_missing(*snap.bm25.missing_words(question))
+            return known, [float(h) / known if known > 0 else 0.0 for h in held], missing
+
+        return self.pipeline.answer(question, passages, evidence)
 
     def documents(self) -> list[dict]:
         """One row per document: id, title, source, published, chunks, added."""

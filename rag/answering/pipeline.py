@@ -1,0 +1,81 @@
+"""Retriever -> reranker -> reader -> gate: the answering steps after retrieval, composed
+from components given by name or as objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import RagError
+from ..types import Answer, Passage
+from .base import Reader, Reranker
+from .gate import AnswerGate
+
+READERS = ("model", "rules")
+RERANK_DEPTH = 8  # candidates the reranker reads (the reader then takes the top_k of them)
+
+
+def make_reader(spec: str | Reader | None) -> Reader:
+    """``"model"`` (the trained reader, default), ``"rules"``, or a Reader object."""
+    if spec is None or spec == "model":
+        from .trained import TrainedReader
+
+        return TrainedReader()
+    if spec == "rules":
+        from .rules import RulesReader
+
+        return RulesReader()
+    if isinstance(spec, str):
+        raise RagError(f"unknown reader {spec!r}; choose one of {', '.join(READERS)}")
+    return spec
+
+
+def make_reranker(spec: str | Reranker | None, reader: Reader) -> Reranker | None:
+    """``"model"`` (the trained model; shares its forward pass with a model reader), ``"none"``,
+    the folder of a local sentence-transformers CrossEncoder, or a Reranker object."""
+    if spec is None or spec == "none":
+        return None
+    if spec == "model":
+        from .trained import TrainedReader
+
+        return reader if isinstance(reader, TrainedReader) else TrainedReader()
+    if isinstance(spec, str):
+        from .crossencoder import CrossEncoderReranker
+
+        return CrossEncoderReranker(spec)
+    return spec
+
+
+@dataclass
+class Pipeline:
+    reader: Reader
+    reranker: Reranker | None = None
+    gate: AnswerGate = field(default_factory=AnswerGate)
+    rerank_depth: int = RERANK_DEPTH
+
+    def rerank(self, question: str, candidates: list[Passage]) -> list[Passage]:
+        """The first ``rerank_depth`` candidates in the reranker's order, then the rest."""
+        if self.reranker is None or not candidates:
+            return candidates
+        head = self.reranker.rerank(question, candidates[: self.rerank_depth])
+        return head + candidates[self.rerank_depth:]
+
+    def answer(self, question: str, passages: Sequence[Passage],
+               index_evidence: Callable[[Sequence[Passage]], tuple[float, list[float], bool]]) -> Answer:
+        """Read ``passages`` and apply the gate. ``index_evidence(passages)`` gives the
+        question's indexed term weight, each passage's share of it, and whether the
+        question's key terms are missing from the index."""
+        passages = tuple(passages)
+        if not passages:
+            return Answer(question, None, passages, 0.0)
+        known, shares, missing = index_evidence(passages)
+        if known <= 0 or missing:
+            return Answer(question, None, passages, 0.0)  # its key terms are not in the index
+        span = self.reader.read(question, passages, shares)
+        if span is None:
+            return Answer(question, None, passages, 0.0)
+        if span.score < self.gate.threshold(self.reader):  # the best evidence is too weak
+            return Answer(question, None, passages, span.score)
+        source = passages[span.passage].text
+        return Answer(question, span.text, passages, confidence=span.score, span=span,
+                      evidence=source[span.sentence_start:span.sentence_end])
