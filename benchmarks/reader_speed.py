@@ -30,7 +30,7 @@ QUESTIONS = [
 
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 def main() -> int:
@@ -49,9 +49,9 @@ def main() -> int:
     timings: dict[str, list[float]] = {"query_embedding": [], "answer_model": [], "answer_rules": []}
     for _ in range(args.rounds):
         for q in QUESTIONS:
-            for name, fn in (("query_embedding", lambda: kb.embedder.embed_query(q)),
-                             ("answer_model", lambda: kb.answer(q)),
-                             ("answer_rules", lambda: rules.answer(q))):
+            for name, fn in (("query_embedding", lambda q=q: kb.embedder.embed_query(q)),
+                             ("answer_model", lambda q=q: kb.answer(q)),
+                             ("answer_rules", lambda q=q: rules.answer(q))):
                 for cache in (kb._query_cache, rules._query_cache, kb.pipeline.reader._cache):
                     cache.clear()  # every call pays its full price
                 t0 = time.perf_counter()

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
 from .chunking import ChunkSettings, chunk_text
 from .embedding import file_sha256
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
-from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
 from .retrieval import MODES, FusionSettings, Hit
 from .retrieval import search as hybrid_search
 from .store import (

@@ -25,6 +25,7 @@ import numpy as np
 from ..chunking import ChunkSettings, chunk_text
 
 HELDOUT_PERCENT = 20
+CHUNKING = ChunkSettings(500, 200)  # the knowledge base's default
 TRAIN_SETS = ("cmrc_train", "ncp_policy_qa_dev")  # dureader_search_dev is evaluation only
 
 
@@ -64,7 +65,7 @@ def _window(title: str, text: str, a: int, b: int, ans: tuple[int, int] | None) 
 
 
 def build_examples(data_dir: Path, name: str, heldout: bool, negatives: int = 2,
-                   chunking: ChunkSettings = ChunkSettings(500, 200), seed: int = 0) -> list[Example]:
+                   chunking: ChunkSettings = CHUNKING, seed: int = 0) -> list[Example]:
     """Examples of one QA set: training passages (``heldout=False``) or held-out ones."""
     from ..lexical import BM25Index
 

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     tok = AutoTokenizer.from_pretrained(str(base))
     args.out.mkdir(parents=True, exist_ok=True)
     sets = [s for s in args.sets.split(",") if s]
-    repeat = dict((kv.split("=")[0], int(kv.split("=")[1])) for kv in args.repeat.split(",") if "=" in kv)
+    repeat = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in args.repeat.split(",") if "=" in kv}
 
     cache = args.out / "examples.pt"
     if cache.is_file():
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed at step %d", step)
     plan = batches(groups, args.batch, random.Random(args.seed + epoch))
-    logf = open(args.out / "log.jsonl", "a", encoding="utf-8")
+    logf = open(args.out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (closed at the end)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 1
     t0, seen = time.perf_counter(), 0
     while step < args.steps:
