@@ -14,7 +14,7 @@ from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, bes
 from rag.answering.rules import RulesReader
 from rag.answering.trained import TrainedReader
 from rag.errors import ModelError, RagError
-from rag.extraction import quantity_end
+from rag.answering.trained import complete_quantity
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE
 
@@ -122,13 +122,19 @@ def test_best_span_respects_order_length_and_mask():
         ("晋中有几家省级博士创新站", "7家省级博士创新站", "7", "7家"),
         ("晋中有几家省级博士创新站", "7家省级博士创新站", "7家", "7家"),
         ("有多少人参加", "共有120余人参加", "120", "120余人"),
+        ("晋中有几家省级博士创新站", "获批7家省级博士创新站；", "7家省级博士创新站", "7家"),
+        ("山西智能化煤矿达到多少座", "智能化煤矿达到400座，", "400座", "400座"),
+        ("晋中有几家省级博士创新站", "7家省级博士创新站", "省级博士创新站", "省级博士创新站"),  # no quantity: kept
+        ("博士创新站是什么", "7家省级博士创新站", "7", "7"),  # not a count question
     ],
 )
-def test_count_answers_keep_their_unit_and_qualifier(question, text, span, whole):
+def test_count_answers_are_whole_quantities(question, text, span, whole):
     start = text.index(span)
-    assert text[start:quantity_end(question, text, start, start + len(span))] == whole
+    a, b = complete_quantity(question, text, start, start + len(span))
+    assert text[a:b] == whole
 
 
+@pytest.mark.slow
 def test_training_runs_and_its_loss_falls(tmp_path):
     """A few steps on a tiny set made here: the loss falls and the export loads as a reader."""
     from rag.training.data import is_heldout

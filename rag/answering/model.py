@@ -54,7 +54,12 @@ def build_model(base_dir: str | os.PathLike, freeze_layers: int = 0):
             pad = attention_mask == 0
             return rel, start.masked_fill(pad, -1e4), end.masked_fill(pad, -1e4)
 
-    encoder = AutoModel.from_pretrained(str(base_dir), add_pooling_layer=False)
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(base_dir)), add_pooling_layer=False)
+    weights = load_file(str(Path(base_dir) / "model.safetensors"))
+    encoder.load_state_dict({k: v for k, v in weights.items() if not k.startswith("pooler.")})
     model = ReaderModel(encoder)
     for p in model.encoder.embeddings.parameters():
         p.requires_grad = False
@@ -85,6 +90,7 @@ def export(model, out_dir: str | os.PathLike, meta: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").half().contiguous() for k, v in trainable_state(model).items()}
     save_file(state, str(out / WEIGHTS), metadata={"format": "pt"})
+    os.chmod(out / WEIGHTS, 0o644)
     config = {"base_sha256_16": _base_key(), **meta}
     (out / CONFIG).write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return out / WEIGHTS

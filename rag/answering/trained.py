@@ -121,11 +121,9 @@ def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def complete_quantity(question: str, text: str, start: int, end: int) -> tuple[int, int]:
-    """Extend a count answer that stops inside its quantity: the rest of the number, its unit
-    (a known measure word, or the words that follow the question's own 多少/几) and a
-    qualifier (以上, 左右, 余, 多)."""
-    from ..extraction import quantity_end, question_type
+    """A count question's answer as its whole quantity (:func:`rag.extraction.count_span`)."""
+    from ..extraction import count_span, question_type
 
     if question_type(question) != "count":
         return start, end
-    return start, quantity_end(question, text, start, end)
+    return count_span(question, text, start, end)

@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         step, cursor, seen = step + 1, cursor + 1, seen + len(batch[4])
         rate = seen / (time.perf_counter() - t0)
         logf.write(json.dumps({"step": step, "loss": round(loss.item(), 4), "span": round(span.item(), 4),
-                               "rel": round(float(rel), 4), "q_per_s": round(rate, 3), "epoch": epoch,
+                               "rel": round(float(rel.detach()), 4), "q_per_s": round(rate, 3), "epoch": epoch,
                                "lr": sched.get_last_lr()[0], "time": round(time.time())}) + "\n")
         logf.flush()
         if step % args.ckpt_every == 0 or step == args.steps:
