@@ -158,6 +158,7 @@ def _read_header(lines: list[str], text: str, known_title: str | None = None) ->
     header = _Header()
     candidates: list[int] = []
     date_index: int | None = None
+    dated_lines = False
     seen = 0
     for i, line in enumerate(lines):
         if not line or line == PAGE_MARK:
@@ -173,8 +174,10 @@ def _read_header(lines: list[str], text: str, known_title: str | None = None) ->
             for key, value in found.items():
                 header.meta.setdefault(key, value)
         elif _DATED_LINE_RE.match(line) and (dates := find_dates(line[:40])):
-            if date_index is None:
+            # a law's 「…通过」「…修正」 lines: the latest is the version in force
+            if date_index is None or (dated_lines and dates[0][2] > (header.published or "")):
                 date_index, header.published = i, dates[0][2]
+            dated_lines = True
         elif _is_boilerplate(line) or len(line) < _TITLE_MIN:
             continue
         elif _title_like(line):
