@@ -211,15 +211,48 @@ def _pick_title(
     return None
 
 
+_DATELINE_RE = re.compile(r"新华社|中新社|记者|电$|讯|消息|[（(【]|\d+月\d+日|最新|文件$")
+_SOURCE_TAG_RE = re.compile(r"^【[^】]{1,10}】")
+
+
 def _leading_title(body: str) -> str | None:
     """The title of a document stored as one long line, 「标题 正文……」: its first
-    space-separated segment when that reads as a headline."""
+    space-separated segment when that reads as a headline, with a second short segment
+    (「北京出台28条务实举措 助推疫情下的文化企业健康发展」) when the body or a dateline
+    follows it; after an issuer's name (「四川省…指挥部 关于做好…的通知」), the 关于… segment."""
     first = body.split("\n", 1)[0]
     if len(first) <= _TITLE_MAX:
         return None
-    segment = re.split(r"\s", first, maxsplit=1)[0]
-    if _title_like(segment) and not re.search(r"[。！？；，]", segment):
-        return segment
+    segments = re.split(r"\s+", _SOURCE_TAG_RE.sub("", first), maxsplit=4)
+
+    def headline(segment: str) -> bool:
+        return _title_like(segment) and "。" not in segment and not segment.endswith(_TITLE_END_BAD)
+
+    if _ORG_RE.match(segments[0]):
+        found = next((seg for seg in segments[1:4] if seg.startswith("关于") and headline(seg)), None)
+        if found:
+            return found
+    if not headline(segments[0]):
+        return None
+    if len(segments) > 3 and segments[1] != segments[0] and len(segments[1]) <= 30 and headline(segments[1]) \
+            and not _DOC_NUMBER_RE.search(segments[1]) and not _DATELINE_RE.search(segments[1]) \
+            and (len(segments[2]) > 30 or "。" in segments[2] or _DATELINE_RE.search(segments[2])
+                 or _DOC_NUMBER_RE.match(segments[2])):
+        return f"{segments[0]} {segments[1]}"
+    return segments[0]
+
+
+# 「【发文日期】 2020-01-30」, 「发文日期：2020-02-10」 inside a long first line
+_LABELED_DATE_RE = re.compile(r"(?:发文日期|发布日期|发布时间|成文日期|印发日期)\s*[】\]]?\s*[:：]?\s*")
+_LABELED_SCAN = 500
+
+
+def _labeled_date(body: str) -> str | None:
+    """A date given with its label near the start: 「发文日期：2020-02-10」."""
+    for m in _LABELED_DATE_RE.finditer(body, 0, _LABELED_SCAN):
+        dates = find_dates(body[m.end():m.end() + 25])
+        if dates and dates[0][0] == 0:
+            return dates[0][2]
     return None
 
 
@@ -390,7 +423,7 @@ def build_document(
     if header.published and (date is None or header.published.startswith(date)):
         date = header.published  # same day, but the header also has the time
     signed_on, signed_by = signature(body)
-    date = date or signed_on or (_parse_date(fallback_published) if fallback_published else None)
+    date = date or _labeled_date(body) or signed_on or (_parse_date(fallback_published) if fallback_published else None)
     final_title = (title or header.title or _leading_title(body) or (Path(source).stem if source else "")
                    or body.split("\n", 1)[0][:40])
     meta.update(header.meta)
