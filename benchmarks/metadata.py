@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from rag.ingest import read_file  # noqa: E402
+from rag.ingest import read_file
 
 
 def squash(text: str | None) -> str:
