@@ -186,7 +186,7 @@ def chunk_text(text: str, doc_id: str = "", settings: ChunkSettings | None = Non
     into overlapping runs of whole sentences."""
     settings = settings or ChunkSettings()
     parts = sections(text) if settings.structure else []
-    if len(parts) <= 1:
+    if not any(p.path for p in parts):
         return [Chunk(doc_id, i, text[a:b], a, b) for i, (a, b) in enumerate(_pack(text, 0, len(text), settings))]
     chunks: list[Chunk] = []
 
@@ -206,7 +206,8 @@ def chunk_text(text: str, doc_id: str = "", settings: ChunkSettings | None = Non
             j -= 1
             start = parts[j].start
         part = _Section(start, part.end, part.path, part.article, False)
-        if group and (part.article or part.end - group[0].start > settings.size):
+        if group and (part.article or part.end - group[0].start > settings.size
+                      or part.path[:-1] != group[0].path[:-1]):  # only siblings share a chunk
             emit(group[0].start, group[-1].end, _common(g.path for g in group))
             group = []
         if part.article or part.end - part.start > settings.size:

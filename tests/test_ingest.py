@@ -244,7 +244,7 @@ def test_pptx_slides_are_pages(tmp_path):
     doc = read_file(path)
     assert doc.title == "晋中人才工作汇报"
     assert page_of(doc.meta, doc.text.index(SEED_SENTENCE)) == 2
-    assert page_of(doc.meta, doc.text.index("合作高校：125所")) == 3
+    assert page_of(doc.meta, doc.text.index("数量：125所")) == 3
 
 
 def test_doc_without_a_converter_names_the_package(tmp_path, monkeypatch):
@@ -334,7 +334,8 @@ def test_filters_by_date_type_and_document(policy_kb):
     question = "博士创新站"
     assert {p.source for p in policy_kb.search(question, top_k=5)} >= {"report.txt", "notice.txt"}
     assert {p.source for p in policy_kb.search(question, filters={"since": "2026-01-01"})} == {"report.txt"}
-    assert {p.source for p in policy_kb.search(question, filters={"until": "2024"})} == {"notice.txt"}
+    until = {p.source for p in policy_kb.search(question, filters={"until": "2024"})}
+    assert "notice.txt" in until and "report.txt" not in until
     assert {p.source for p in policy_kb.search(question, filters={"doc_type": "报告"})} == {"report.txt"}
     notice = next(d["doc_id"] for d in policy_kb.documents() if d["source"] == "notice.txt")
     assert {p.source for p in policy_kb.search(question, filters={"doc_ids": [notice]})} == {"notice.txt"}

@@ -93,7 +93,7 @@ _TITLE_MIN, _TITLE_MAX = 4, 80
 # Titles that are no titles: what browsers, Office and scanners put in a file's properties.
 _JUNK_TITLE_RE = re.compile(
     r"^(?:about:blank|untitled.*|无标题.*|新建.*文档.*|文档\d*|document\d*|microsoft (?:word|powerpoint|excel) - .*"
-    r"|powerpoint 演示文稿|幻灯片 ?\d*|slide ?\d*|sheet\d*|工作表\d*|scan.*|img[_-]?\d+.*|dsc[_-]?\d+.*"
+    r"|powerpoint 演示文稿|powerpoint presentation|幻灯片 ?\d*|slide ?\d*|sheet\d*|工作表\d*|scan.*|img[_-]?\d+.*|dsc[_-]?\d+.*"
     r"|https?://\S+|www\.\S+|[\w\-. ]+\.(?:docx?|wps|pptx?|xlsx?|pdf|txt|html?|jpe?g|png|tiff?)|[0-9a-f\-_]{8,})$",
     re.IGNORECASE,
 )
@@ -427,7 +427,7 @@ def build_document(
     final_title = (title or header.title or _leading_title(body) or (Path(source).stem if source else "")
                    or body.split("\n", 1)[0][:40])
     meta.update(header.meta)
-    fields = {"doc_number": doc_number(body), "authority": _authority(final_title, lines, signed_by),
+    fields = {"doc_number": doc_number("\n".join(lines[:_HEADER_MAX_LINES * 4]) or body), "authority": _authority(final_title, lines, signed_by),
               "doc_type": doc_type(final_title)}
     meta.update({k: v for k, v in fields.items() if v})
     return Document(title=final_title, text=body, source=source, published=date, meta=meta)
