@@ -300,7 +300,7 @@ def test_document_headings_and_items_inside_articles():
 
 
 def test_text_without_headings_is_chunked_as_before():
-    text = SEED.read_text(encoding="utf-8")
+    text = read_file(SEED).text
     on = chunk_text(text, "d", ChunkSettings(500, 200))
     off = chunk_text(text, "d", ChunkSettings(500, 200, structure=False))
     assert [(c.start, c.end) for c in on] == [(c.start, c.end) for c in off]
