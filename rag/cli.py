@@ -49,7 +49,8 @@ def cmd_ask(args) -> int:
     kb = _kb(args)
     if not (Path(args.index_dir) / MANIFEST).is_file():  # not a silent "nothing found"
         raise RagError(f"no index in {args.index_dir}; build one first: rag index PATH --index-dir {args.index_dir}")
-    result = kb.answer(args.question, top_k=args.top_k)
+    filters = {k: v for k, v in (("since", args.since), ("until", args.until), ("doc_type", args.doc_type)) if v}
+    result = kb.answer(args.question, top_k=args.top_k, filters=filters or None)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -61,10 +62,12 @@ def cmd_ask(args) -> int:
         top = result.passages[result.span.passage]
         print(f"答案: {result.text}    (confidence {result.confidence:.2f})")
         print(f"依据: {result.evidence}")
-        print(f"出处: {top.title}  {top.published or ''}  {top.source}")
+        print(f"出处: {top.citation()}  {top.source}")
     for rank, p in enumerate(result.passages, 1):
         text = " ".join(p.text.split())
-        print(f"\n[{rank}] {p.score:.3f}  {p.title} | {p.published or '-'} | {p.source} [{p.start}:{p.end}]")
+        where = f" | 第{p.page}页" if p.page else ""
+        where += f" | {p.heading}" if p.heading else ""
+        print(f"\n[{rank}] {p.score:.3f}  {p.title} | {p.published or '-'}{where} | {p.source} [{p.start}:{p.end}]")
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
 
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_text in (("index", "index files and folders (incremental)"), ("add", "add or update files")):
         p = with_index(sub.add_parser(name, help=help_text))
-        p.add_argument("paths", nargs="+", help=".txt .md .html .pdf .docx files or folders")
+        p.add_argument("paths", nargs="+", help="files (.txt .md .html .pdf .docx .doc .xlsx .csv .pptx, images) or folders")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         if name == "index":
             p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
@@ -145,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--since", help="only documents dated on or after this day (2026-01-01, 2026-01 or 2026)")
+    p.add_argument("--until", help="only documents dated on or before this day (inclusive)")
+    p.add_argument("--doc-type", "--source-type", dest="doc_type", help="only documents of this type (通知, 报告, 法律 …)")
     p.set_defaults(func=cmd_ask)
 
     for name in ("status", "info"):

@@ -47,7 +47,7 @@ from .errors import RagError
 
 log = logging.getLogger(__name__)
 
-EVAL_CACHE_VERSION = 1
+EVAL_CACHE_VERSION = 2  # 2: structure-aware chunks with heading paths
 RECALL_KS = (1, 5, 20)
 MRR_K = 10
 ANSWER_TOP_K = 5

@@ -23,6 +23,7 @@ from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make
 from .chunking import ChunkSettings, chunk_text
 from .embedding import file_sha256
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
+from .filters import OVERFETCH, Filters
 from .retrieval import MODES, FusionSettings, Hit
 from .retrieval import search as hybrid_search
 from .store import (
@@ -32,6 +33,7 @@ from .store import (
     WriteLock,
     check_model,
     empty_snapshot,
+    has_headings,
     load_snapshot,
     read_manifest,
     rebuild_hint,
@@ -99,8 +101,11 @@ def _sha(data: bytes | str, n: int = 64) -> str:
     return hashlib.sha256(raw).hexdigest()[:n]
 
 
-def retrieval_text(title: str, chunk: str) -> str:
-    """What the retrievers see: the chunk with its title as context."""
+def retrieval_text(title: str, chunk: str, heading: str = "") -> str:
+    """What the retrievers see: the chunk with its title and heading path as context
+    (「中华人民共和国安全生产法 > 第三章 … > 第三十八条」)."""
+    if heading:
+        return f"{title} > {heading}\n{chunk}" if title else f"{heading}\n{chunk}"
     return chunk if not title or chunk.startswith(title) else f"{title}\n{chunk}"
 
 
@@ -110,7 +115,7 @@ class _Pending:
 
     docs: list[tuple[Document, str | None]] = field(default_factory=list)  # (document, file hash)
     replace: list[str] = field(default_factory=list)  # doc ids whose old rows go
-    chunk_rows: list[tuple[str, int, int, int]] = field(default_factory=list)
+    chunk_rows: list[tuple[str, int, int, int, str]] = field(default_factory=list)  # doc, idx, start, end, heading
     texts: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -350,8 +355,8 @@ class KnowledgeBase:
     def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None) -> None:
         chunks = chunk_text(doc.text, doc.doc_id, self.chunking)
         pending.docs.append((doc, file_hash))
-        pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end) for c in chunks)
-        pending.texts.extend(retrieval_text(doc.title, c.text) for c in chunks)
+        pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end, c.heading) for c in chunks)
+        pending.texts.extend(retrieval_text(doc.title, c.text, c.heading) for c in chunks)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Vectors of ``texts``: each distinct text is embedded once (a document that repeats
@@ -412,7 +417,7 @@ class KnowledgeBase:
                   counts.get(d.doc_id, 0)) for d, fh in pending.docs],
             )
             con.executemany(
-                'INSERT INTO chunks (id, doc_id, idx, start, "end") VALUES (?,?,?,?,?)',
+                'INSERT INTO chunks (id, doc_id, idx, start, "end", heading) VALUES (?,?,?,?,?,?)',
                 [(int(i), *row) for i, row in zip(new_ids, pending.chunk_rows)],
             )
 
@@ -431,11 +436,14 @@ class KnowledgeBase:
             self._query_cache[question] = vec
         return vec
 
-    def search(self, question: str, top_k: int = 5, mode: str = "hybrid") -> list[Passage]:
+    def search(self, question: str, top_k: int = 5, mode: str = "hybrid", filters: dict | None = None) -> list[Passage]:
         """The ``top_k`` passages that best match ``question``, best first: the retriever's
-        candidates (``mode``: hybrid, dense or bm25), the first of them reordered by the reranker."""
+        candidates (``mode``: hybrid, dense or bm25), the first of them reordered by the
+        reranker. ``filters`` (see :mod:`rag.filters`: since, until, doc_type, doc_ids) keep
+        only passages of matching documents, chosen from a larger candidate pool."""
         question = clean_question(question)
         check_top_k(top_k)
+        wanted = Filters.parse(filters)
         if mode not in MODES:
             raise QuestionError(f"mode must be one of {', '.join(MODES)}")
         snap = self._current()
@@ -443,9 +451,10 @@ class KnowledgeBase:
             return []
         qvec = self._query_vector(question) if mode != "bm25" else None
         depth = self.pipeline.rerank_depth if self.pipeline.reranker is not None else 0
-        hits = hybrid_search(snap, question, qvec, max(top_k, depth), mode, self.fusion)
+        k = max(top_k, depth, OVERFETCH) if wanted else max(top_k, depth)
+        hits = hybrid_search(snap, question, qvec, k, mode, self.fusion)
         with _damaged_rows(snap):
-            passages = _passages(snap, hits)
+            passages = wanted.apply(_passages(snap, hits)) if wanted else _passages(snap, hits)
         return self.pipeline.rerank(question, passages)[:top_k]
 
     @property
@@ -456,7 +465,7 @@ class KnowledgeBase:
     def answer_gate(self, gate: AnswerGate) -> None:
         self.pipeline.gate = gate
 
-    def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid") -> Answer:
+    def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid", filters: dict | None = None) -> Answer:
         """The short answer to ``question`` with its evidence; ``text`` is None when the
         knowledge base holds nothing relevant (the closest passages are still returned).
 
@@ -464,7 +473,7 @@ class KnowledgeBase:
         the reader finds no span, or when its confidence is below the gate's threshold
         (:class:`rag.answering.AnswerGate`); ``confidence`` then says how close it came."""
         question = clean_question(question)
-        passages = self.search(question, top_k=top_k, mode=mode)
+        passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
         snap = self._current()
         if snap is None:
             return Answer(question, None, tuple(passages), 0.0)
@@ -477,6 +486,23 @@ class KnowledgeBase:
             return known, [float(h) / known if known > 0 else 0.0 for h in held], missing
 
         return self.pipeline.answer(question, passages, evidence)
+
+    def warm_up(self, background: bool = False) -> threading.Thread | None:
+        """Load the embedding model, the reader and the reranker now, so that the first upload
+        and the first question do not wait for them; ``background=True`` does it in a
+        daemon thread (the web app's start) and returns the thread."""
+        if background:
+            thread = threading.Thread(target=self.warm_up, name="rag-warm-up", daemon=True)
+            thread.start()
+            return thread
+        t0 = time.perf_counter()
+        if hasattr(self.embedder, "warm_up"):
+            self.embedder.warm_up()
+        for part in {id(p): p for p in (self.pipeline.reader, self.pipeline.reranker)}.values():
+            if hasattr(part, "warm_up"):
+                part.warm_up()
+        log.info("warmed up in %.1f s", time.perf_counter() - t0)
+        return None
 
     def documents(self) -> list[dict]:
         """One row per document: id, title, source, published, chunks, added."""
@@ -535,21 +561,26 @@ def _passages(snap: Snapshot, hits: list[Hit]) -> list[Passage]:
         return []
     ids = [h.chunk_id for h in hits]
     with snap.connect() as con:
+        heading = "c.heading" if has_headings(con) else "''"  # indexes written before headings
         rows = {
             r[0]: r[1:]
             for r in con.execute(
-                'SELECT c.id, c.doc_id, c.start, c."end", d.title, d.source, d.published, '
+                f'SELECT c.id, c.doc_id, c.start, c."end", d.title, d.source, d.published, {heading}, d.meta, '
                 'substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id '
                 f"WHERE c.id IN ({','.join('?' * len(ids))})",
                 ids,
             )
         }
     out = []
+    metas: dict[str, dict] = {}
     for h in hits:
         if h.chunk_id not in rows:
             continue
-        doc_id, start, end, title, source, published, text = rows[h.chunk_id]
-        out.append(Passage(text, title, source, published, h.score, doc_id, start, end, h.chunk_id, h.dense, h.lexical))
+        doc_id, start, end, title, source, published, head, meta, text = rows[h.chunk_id]
+        if doc_id not in metas:
+            metas[doc_id] = json.loads(meta) if meta else {}
+        out.append(Passage(text, title, source, published, h.score, doc_id, start, end, h.chunk_id, h.dense,
+                           h.lexical, head, metas[doc_id]))
     return out
 
 
@@ -565,13 +596,13 @@ def _with_source(doc: Document, source: str) -> Document:
     return replace(doc, source=source)
 
 
-def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5) -> Answer:
+def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5, filters: dict | None = None) -> Answer:
     """Answer ``question`` from the index in ``index_dir`` (opened once per folder and reused)."""
     key = str(Path(index_dir).resolve())
     kb = _OPEN.get(key)
     if kb is None:
         kb = _OPEN.setdefault(key, KnowledgeBase(index_dir))
-    return kb.answer(question, top_k=top_k)
+    return kb.answer(question, top_k=top_k, filters=filters)
 
 
 _OPEN: dict[str, KnowledgeBase] = {}

@@ -623,6 +623,7 @@ def serve(index_dir: str | os.PathLike = "index", host: str = "127.0.0.1", port:
     from .knowledge_base import KnowledgeBase
 
     kb = KnowledgeBase(index_dir)
+    kb.warm_up(background=True)  # the first upload and question need not wait for the models
     if seed is not None and not kb.documents():
         log.warning("%s holds no documents yet; indexing %s first", index_dir, seed)
         report = kb.add([seed], progress=True)

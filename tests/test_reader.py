@@ -12,9 +12,8 @@ from rag import KnowledgeBase
 from rag.answering import Pipeline, Reader, Reranker, make_reader, make_reranker
 from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, best_span
 from rag.answering.rules import RulesReader
-from rag.answering.trained import TrainedReader
+from rag.answering.trained import TrainedReader, complete_quantity
 from rag.errors import ModelError, RagError
-from rag.answering.trained import complete_quantity
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE
 
