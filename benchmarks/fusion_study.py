@@ -113,8 +113,7 @@ def variants() -> list[tuple[str, object]]:
 
 
 def chunk_sweep(data: Path, cmrc_limit: int) -> None:
-    from rag.chunking import ChunkSettings, chunk_text
-    from rag.knowledge_base import retrieval_text
+    from rag.chunking import ChunkSettings, chunk_text, retrieval_text
     from rag.lexical import BM25Index
 
     print("| set | chunking | chunks | answer fits in a chunk | BM25 strict R@1 | strict R@5 | passage R@5 |")

@@ -229,3 +229,11 @@ def _common(paths) -> tuple[str, ...]:
             n += 1
         out = out[:n]
     return out
+
+
+def retrieval_text(title: str, chunk: str, heading: str = "") -> str:
+    """What the retrievers see: the chunk with its title and heading path as context
+    (「中华人民共和国安全生产法 > 第三章 … > 第三十八条」)."""
+    if heading:
+        return f"{title} > {heading}\n{chunk}" if title else f"{heading}\n{chunk}"
+    return chunk if not title or chunk.startswith(title) else f"{title}\n{chunk}"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
-from .chunking import ChunkSettings, chunk_text
+from .chunking import ChunkSettings, chunk_text, retrieval_text
 from .embedding import file_sha256
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
 from .filters import OVERFETCH, Filters
@@ -99,14 +99,6 @@ def check_top_k(top_k: int) -> int:
 def _sha(data: bytes | str, n: int = 64) -> str:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     return hashlib.sha256(raw).hexdigest()[:n]
-
-
-def retrieval_text(title: str, chunk: str, heading: str = "") -> str:
-    """What the retrievers see: the chunk with its title and heading path as context
-    (「中华人民共和国安全生产法 > 第三章 … > 第三十八条」)."""
-    if heading:
-        return f"{title} > {heading}\n{chunk}" if title else f"{heading}\n{chunk}"
-    return chunk if not title or chunk.startswith(title) else f"{title}\n{chunk}"
 
 
 @dataclass

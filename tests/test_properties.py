@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag import Document, KnowledgeBase
-from rag.chunking import ChunkSettings, chunk_text
+from rag.chunking import ChunkSettings, chunk_text, retrieval_text
 from rag.documents import document_from_text
 from rag.errors import DocumentError, QuestionError
 from rag.extraction import extract_answer
-from rag.knowledge_base import MAX_QUESTION_CHARS, clean_question, retrieval_text
+from rag.knowledge_base import MAX_QUESTION_CHARS, clean_question
 from rag.lexical import tokenize
 from rag.types import Passage
 

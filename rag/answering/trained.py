@@ -30,11 +30,12 @@ def _sigmoid(x: float) -> float:
 
 
 def shown_text(p: Passage) -> tuple[str, int]:
-    """What the model reads for a passage (its title, a line break, the text) and the
-    length of the title prefix."""
-    if p.title and not p.text.startswith(p.title):
-        return f"{p.title}\n{p.text}", len(p.title) + 1
-    return p.text, 0
+    """What the model reads for a passage -- what the retrievers saw: its title and heading
+    path, a line break, the text -- and the length of that prefix."""
+    from ..chunking import retrieval_text
+
+    shown = retrieval_text(p.title, p.text, p.heading)
+    return shown, len(shown) - len(p.text)
 
 
 class TrainedReader:
