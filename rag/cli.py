@@ -62,7 +62,8 @@ def cmd_ask(args) -> int:
         top = result.passages[result.span.passage]
         print(f"答案: {result.text}    (confidence {result.confidence:.2f})")
         print(f"依据: {result.evidence}")
-        print(f"出处: {top.citation()}  {top.source}")
+        page = f"  (答案在第{result.page}页)" if result.page else ""
+        print(f"出处: {top.citation()}  {top.source}{page}")
     for rank, p in enumerate(result.passages, 1):
         text = " ".join(p.text.split())
         where = f" | 第{p.page}页" if p.page else ""

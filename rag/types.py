@@ -112,6 +112,14 @@ class Answer:
     span: Span | None = None
     evidence: str | None = None  # the source sentence that holds the answer
 
+    @property
+    def page(self) -> int | None:
+        """The page the answer itself is on (PDFs, scans), for a citation's 「第3页」."""
+        if self.span is None:
+            return None
+        p = self.passages[self.span.passage]
+        return page_at(p.meta.get("page_starts", ""), p.start + self.span.start)
+
     def to_dict(self) -> dict:
         out = {
             "question": self.question,
@@ -126,5 +134,6 @@ class Answer:
                 "start": self.span.start,
                 "end": self.span.end,
                 "kind": self.span.kind,
+                "page": self.page,
             }
         return out

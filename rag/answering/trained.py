@@ -43,9 +43,12 @@ class TrainedReader:
 
     name = "model"
     min_confidence = 0.5
+    RETRIEVAL_WEIGHT = 1.0  # logits per unit of min-max normalized retrieval score (benchmarks/rerank_mix.py)
 
-    def __init__(self, folder=None, *, network: ReaderNetwork | None = None) -> None:
+    def __init__(self, folder=None, *, network: ReaderNetwork | None = None,
+                 retrieval_weight: float = RETRIEVAL_WEIGHT) -> None:
         self.network = network or ReaderNetwork(folder)
+        self.retrieval_weight = retrieval_weight
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, list[Scored]] = OrderedDict()
 
@@ -71,8 +74,12 @@ class TrainedReader:
         return [known[k] for k in keys]
 
     def rerank(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
+        """Ordered by the relevance logit plus ``retrieval_weight`` x the retrieval score
+        (min-max normalized over these passages): the model decides, and the retrievers'
+        evidence breaks its near-ties (two versions of one law's article differ in the
+        title only). Each passage's score becomes its relevance probability."""
         scored = self.scores(question, passages)
-        order = sorted(range(len(passages)), key=lambda i: -scored[i].relevance)
+        order = sorted(range(len(passages)), key=lambda i: -mixed(scored, passages, self.retrieval_weight)[i])
         return [replace(passages[i], score=_sigmoid(scored[i].relevance)) for i in order]
 
     def read(self, question: str, passages: Sequence[Passage], evidence: Sequence[float] = ()) -> Span | None:
@@ -94,6 +101,14 @@ class TrainedReader:
         start, end = complete_quantity(question, text, start, end)
         sent_start, sent_end = sentence_around(text, start, end)
         return Span(text[start:end], best, start, end, sent_start, sent_end, round(best_conf, 4), "model")
+
+
+def mixed(scored: Sequence[Scored], passages: Sequence[Passage], weight: float) -> list[float]:
+    """Relevance logits plus ``weight`` x the passages' retrieval scores scaled to [0, 1]."""
+    retrieval = [float(p.score) for p in passages]
+    lo, hi = min(retrieval, default=0.0), max(retrieval, default=0.0)
+    scale = (lambda x: (x - lo) / (hi - lo)) if hi > lo else (lambda x: 1.0)
+    return [s.relevance + weight * scale(r) for s, r in zip(scored, retrieval)]
 
 
 def _key(question: str, p: Passage) -> str:

@@ -83,7 +83,8 @@ def unwrap_lines(page: str) -> str:
     lengths = sorted(len(line) for line in lines if line)
     if not lengths:
         return ""
-    full = lengths[int(0.9 * (len(lengths) - 1))]
+    # the page's full line width: its longest line when there are too few for a percentile
+    full = lengths[-1] if len(lengths) < 5 else lengths[int(0.9 * (len(lengths) - 1))]
     out: list[str] = []
     for line in lines:
         prev = out[-1] if out else ""
