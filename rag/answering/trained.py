@@ -43,7 +43,7 @@ class TrainedReader:
 
     name = "model"
     min_confidence = 0.5
-    RETRIEVAL_WEIGHT = 1.0  # logits per unit of min-max normalized retrieval score (benchmarks/rerank_mix.py)
+    RETRIEVAL_WEIGHT = 3.0  # logits per unit of min-max normalized retrieval score (benchmarks/rerank_mix.py)
 
     def __init__(self, folder=None, *, network: ReaderNetwork | None = None,
                  retrieval_weight: float = RETRIEVAL_WEIGHT) -> None:
