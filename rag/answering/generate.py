@@ -242,8 +242,10 @@ def _events(resp: http.client.HTTPResponse) -> Iterator[tuple[str, str | None]]:
         data = json.loads(payload)
         if data.get("error"):
             raise GenerationError("服务端在生成中途报错")
+        if "choices" not in data and "usage" not in data:
+            raise GenerationError("回复格式无法解析")
         if not data.get("choices"):
-            continue  # usage-only chunks
+            continue  # a usage-only chunk
         choice = data["choices"][0]
         piece = (choice.get("delta") or {}).get("content") or ""
         if not isinstance(piece, str):
@@ -345,7 +347,7 @@ _UNIT_WORDS = ("个百分点 个小时 个月 人次 万人 亿元 万元 千元
 _UNITS = sorted(_UNIT_WORDS.split(" "), key=len, reverse=True)
 _UNIT = "(?:多|余)?(" + "|".join(re.escape(u) for u in _UNITS) + ")?"
 _NUMBER_RE = re.compile(rf"({_ARABIC})\s?{_UNIT}")
-_CN_NUMBER_RE = re.compile(rf"({_CN_NUM}){_UNIT}")
+_CN_NUMBER_RE = re.compile(rf"(?<![\d.])({_CN_NUM}){_UNIT}")
 _QUOTED_RE = re.compile(r"《([^《》\n]{2,40})》|「([^「」\n]{2,40})」|“([^“”\n]{2,40})”|\"([^\"\n]{2,40})\"")
 _NAME_TAGS = ("nr", "ns", "nt")
 _ADMIN_SUFFIX = "省市县区"
@@ -362,7 +364,10 @@ def _canon(value: Decimal) -> str:
 
 
 def _cn_value(run: str) -> int | None:
-    """二〇二四 -> 2024, 十二 -> 12, 一亿二千万 -> 120000000; None if it is not a number."""
+    """二〇二四 -> 2024, 十二 -> 12, 一亿二千万 -> 120000000; None if it is not a number
+    (万 or 千 alone, as in 千家万户)."""
+    if not (run[0] == "十" or any(c in _CN_DIGITS for c in run)):
+        return None
     if not any(c in "十百千万亿" for c in run):
         return int("".join(str(_CN_DIGITS[c]) for c in run))
     total = section = 0
@@ -402,17 +407,26 @@ def _numbers(text: str, *, bare_chinese: bool) -> list[_Number]:
     return out
 
 
-def _number_values(text: str) -> set[str]:
-    """Every number a passage states, also scaled by a following 万/亿 or unscaled from a
-    trailing one, so that 10万, 十万 and 100000 all match each other."""
-    values = set()
+def _stated_numbers(text: str) -> set[tuple[str, str]]:
+    """(value, measure word) of every number a passage states; 10万人 also as (100000, 人)
+    and 十万人 also as (10, 万人), so that the ways of writing one quantity match."""
+    found = set()
     for n in _numbers(text, bare_chinese=True):
-        values.add(n.value)
-        for suffix, scale in (("万", Decimal(10_000)), ("亿", Decimal(100_000_000))):
-            if n.unit.startswith(suffix) or n.shown.endswith(suffix):
-                values.add(_canon(Decimal(n.value) * scale))
-                values.add(_canon(Decimal(n.value) / scale))
-    return values
+        found.add((n.value, n.unit))
+        for big, scale in (("万", Decimal(10_000)), ("亿", Decimal(100_000_000))):
+            if n.unit.startswith(big):  # 10万人
+                found.add((_canon(Decimal(n.value) * scale), n.unit[1:]))
+            elif n.shown.removesuffix(n.unit).endswith(big):  # 十万人
+                found.add((_canon(Decimal(n.value) / scale), big + n.unit))
+    return found
+
+
+def _backed(number: _Number, stated: set[tuple[str, str]]) -> bool:
+    """A number with a measure word needs the same value with that measure word (or with
+    none, as in dates written 2024-10-07) in the passage: 8家 is not backed by 五届八次."""
+    if number.unit:
+        return (number.value, number.unit) in stated or (number.value, "") in stated
+    return any(value == number.value for value, _ in stated)
 
 
 @lru_cache(maxsize=1)
@@ -484,7 +498,7 @@ def check_answer(text: str, passages: Sequence[Passage], extracted: str | None =
     all_cited = list(dict.fromkeys(_cited(text)))
     grounds = [f"{p.title}\n{p.published or ''}\n{p.text}" for p in passages]
     folded = [_fold(g) for g in grounds]
-    values = [_number_values(f) for f in folded]
+    stated = [_stated_numbers(f) for f in folded]
 
     unverified = []
     for sentence in _sentences(text):
@@ -495,9 +509,9 @@ def check_answer(text: str, passages: Sequence[Passage], extracted: str | None =
         names = [w for w in _names(body) if not any(w in q for q in quoted)]
         if not (numbers or quoted or names):
             continue
-        have_values = set().union(*(values[n - 1] for n in cited)) if cited else set()
+        have_numbers = set().union(*(stated[n - 1] for n in cited)) if cited else set()
         have_text = "\n".join(folded[n - 1] for n in cited)
-        missing = [n.shown for n in numbers if n.value not in have_values]
+        missing = [n.shown for n in numbers if not _backed(n, have_numbers)]
         missing += [q for q in quoted if q not in have_text]
         missing += [w for w in names if not _name_in(w, have_text)]
         if missing or not cited:
