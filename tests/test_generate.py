@@ -381,11 +381,11 @@ def test_a_sentence_citing_only_a_missing_passage_is_unverified():
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_disagreement_with_the_extracted_answer_is_stated_and_both_kept(server, stream):
-    server.script = [say("晋中有8家省级博士创新站[1]。")]
+    server.script = [say("晋中有8家省级博士创新站，另有3家院士(专家)工作站[1]。")]
     final = ask(ANSWER, generator(server), stream)
-    assert final.text == "晋中有8家省级博士创新站[1]。"
-    assert "7家" in final.disagreement and "8家" in final.disagreement and "不一致" in final.disagreement
-    assert final.unverified[0].missing == ("8家",)
+    assert final.text == "晋中有8家省级博士创新站，另有3家院士(专家)工作站[1]。"
+    assert final.disagreement == "抽取的答案是「7家」，生成的回答写的是「8家」，两者不一致，请核对出处原文"
+    assert final.unverified[0].missing == ("8家",)  # 3家 is in the source: another quantity
 
 
 def test_no_disagreement_when_the_written_answer_states_the_same_number():

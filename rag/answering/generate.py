@@ -526,24 +526,24 @@ def check_answer(text: str, passages: Sequence[Passage], extracted: str | None =
         citations=tuple(n for n in all_cited if n in valid),
         bad_citations=bad,
         unverified=tuple(unverified),
-        disagreement=_disagreement(extracted, _fold(_CITE_RE.sub(" ", text))),
+        disagreement=_disagreement(extracted, _fold(_CITE_RE.sub(" ", text)), set().union(*stated)),
         notice=notice,
     )
 
 
-def _disagreement(extracted: str | None, written: str) -> str | None:
+def _disagreement(extracted: str | None, written: str, stated: set[tuple[str, str]]) -> str | None:
     """Say so when the written answer gives another number for what the short answer counts:
-    a number of the short answer is absent from the written one, which states a different
-    number with the same measure word."""
+    a number of the short answer is absent from the written one, which states a number
+    with the same measure word that no passage states (3家 of another sentence of the
+    source is another quantity, not a rival)."""
     if not extracted:
         return None
     ours = _numbers(_fold(extracted), bare_chinese=True)
     theirs = _numbers(written, bare_chinese=False)
-    stated = {n.value for n in theirs}
     for number in ours:
-        if number.value in stated:
+        if any(n.value == number.value for n in theirs):
             continue
-        rivals = list(dict.fromkeys(n.shown for n in theirs if n.unit == number.unit and n.value != number.value))
+        rivals = list(dict.fromkeys(n.shown for n in theirs if n.unit == number.unit and not _backed(n, stated)))
         if rivals:
             return (f"抽取的答案是「{extracted}」，生成的回答写的是「{'、'.join(rivals)}」，"
                     "两者不一致，请核对出处原文")
