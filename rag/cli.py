@@ -46,24 +46,33 @@ def cmd_remove(args) -> int:
 def cmd_ask(args) -> int:
     from .store import MANIFEST
 
+    generator = _generator(args)
     kb = _kb(args)
     if not (Path(args.index_dir) / MANIFEST).is_file():  # not a silent "nothing found"
         raise RagError(f"no index in {args.index_dir}; build one first: rag index PATH --index-dir {args.index_dir}")
     filters = {k: v for k, v in (("since", args.since), ("until", args.until), ("doc_type", args.doc_type)) if v}
     result = kb.answer(args.question, top_k=args.top_k, filters=filters or None)
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        out = result.to_dict()
+        if generator is not None:
+            from .answering import write_answer
+
+            written = write_answer(result, generator)
+            out["written"] = written.to_dict() if written else None
+        print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
     if result.text is None:
         print(NOT_FOUND)
-        if result.passages:
-            print("最接近的段落 (closest passages, not an answer):")
     else:
         top = result.passages[result.span.passage]
         print(f"答案: {result.text}    (confidence {result.confidence:.2f})")
         print(f"依据: {result.evidence}")
         page = f"  (答案在第{result.page}页)" if result.page else ""
         print(f"出处: {top.citation()}  {top.source}{page}")
+    if generator is not None:
+        _print_written(result, generator)
+    if result.text is None and result.passages:
+        print("最接近的段落 (closest passages, not an answer):")
     for rank, p in enumerate(result.passages, 1):
         text = " ".join(p.text.split())
         where = f" | 第{p.page}页" if p.page else ""
@@ -71,6 +80,37 @@ def cmd_ask(args) -> int:
         print(f"\n[{rank}] {p.score:.3f}  {p.title} | {p.published or '-'}{where} | {p.source} [{p.start}:{p.end}]")
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
+
+
+def _generator(args):
+    """The LLM client the --llm-* options describe, or None without --llm-url."""
+    if not getattr(args, "llm_url", None):
+        return None
+    from .answering import Generator
+
+    if not args.llm_model:
+        raise RagError("--llm-url needs --llm-model NAME (the model name the endpoint serves)")
+    return Generator(args.llm_url, args.llm_model, timeout=args.llm_timeout)
+
+
+def _print_written(result, generator) -> None:
+    """Stream the written answer, then its checks; [n] are the passages listed below."""
+    from .answering import WrittenAnswer, stream_answer
+
+    print(f"\n生成的回答 ({generator.model}; [n] = the passages below):")
+    final = None
+    for item in stream_answer(result, generator):
+        if isinstance(item, WrittenAnswer):
+            final = item
+        else:
+            print(item, end="", flush=True)
+    if final is None:
+        print("未调用生成模型：检索未找到相关内容")
+        return
+    if final.text:
+        print()
+    for line in final.check_lines():
+        print(line)
 
 
 def cmd_status(args) -> int:
@@ -96,7 +136,9 @@ def cmd_eval(args) -> int:
 def cmd_serve(args) -> int:
     from .webapp import serve
 
-    serve(index_dir=args.index_dir, host=args.host, port=args.port)
+    generator = _generator(args)
+    extra = {"generator": generator} if generator is not None else {}
+    serve(index_dir=args.index_dir, host=args.host, port=args.port, **extra)
     return 0
 
 
@@ -111,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering over Chinese policy articles.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_llm(p):
+        g = p.add_argument_group("written answers (optional; the only network use, to this address only)")
+        g.add_argument("--llm-url", default=None, metavar="URL",
+                       help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (vLLM) or "
+                            "http://127.0.0.1:11434/v1 (Ollama); API key from $RAG_LLM_API_KEY")
+        g.add_argument("--llm-model", default=None, metavar="NAME", help="model name the endpoint serves")
+        g.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="longest wait for the connection and each piece of the reply (default 60)")
+        return p
 
     def with_index(p, model: bool = True):
         p.add_argument("--index-dir", default="index", help="index folder (default: index)")
@@ -152,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="only documents dated on or after this day (2026-01-01, 2026-01 or 2026)")
     p.add_argument("--until", help="only documents dated on or before this day (inclusive)")
     p.add_argument("--doc-type", "--source-type", dest="doc_type", help="only documents of this type (通知, 报告, 法律 …)")
+    with_llm(p)
     p.set_defaults(func=cmd_ask)
 
     for name in ("status", "info"):
@@ -174,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("serve", help="start the web app"), model=False)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    with_llm(p)
     p.set_defaults(func=cmd_serve)
     return parser
 

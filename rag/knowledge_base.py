@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from .store import (
     write_generation,
 )
 from .types import Answer, Document, Passage
+
+if TYPE_CHECKING:
+    from .answering.generate import Generator
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,7 @@ class KnowledgeBase:
         reranker: str | Reranker | None = "model",
         lock_timeout: float = 600.0,
         commit_every: int = 2000,
+        generator: Generator | None = None,
     ) -> None:
         from .embedding import load_embedder
 
@@ -161,6 +166,7 @@ class KnowledgeBase:
         reader_obj = make_reader(reader)
         self.pipeline = Pipeline(reader_obj, make_reranker(reranker, reader_obj))
         self._progress = False
+        self.generator = generator  # optional written answers: rag.answering.write_answer / stream_answer
 
     # -- state -------------------------------------------------------------------------
     def _current(self) -> Snapshot | None:
