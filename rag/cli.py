@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
+import signal
 import sys
 from pathlib import Path
 
 from .errors import RagError
 
 NOT_FOUND = "未找到相关内容 (nothing relevant was found in the knowledge base)"
+# control characters, line and paragraph separators, bidi controls, lone surrogates
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def shown(text: object) -> str:
+    """``text`` as one safe terminal line: a newline, escape sequence or bidi control in a
+    file name or title is printed escaped (``\\n``, ``\\x1b``), never raw."""
+    return _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text))
 
 
 def _kb(args, **kwargs):
     from .knowledge_base import KnowledgeBase
 
-    for key in ("commit_every", "lock_timeout"):
+    for key in ("commit_every", "commit_seconds", "lock_timeout"):
         if getattr(args, key, None) is not None:
             kwargs.setdefault(key, getattr(args, key))
     return KnowledgeBase(args.index_dir, getattr(args, "model", None), **kwargs)
@@ -27,9 +37,10 @@ def cmd_index(args) -> int:
     report = kb.add(args.paths, prune=getattr(args, "prune", False), progress=not args.quiet)
     for path, reason in report.failed:
         head, sep, rest = reason.partition(": ")  # reasons often start with the path already
-        print(f"skipped {path}: {rest if sep and Path(head).name == Path(path).name else reason}", file=sys.stderr)
+        print(f"skipped {shown(path)}: {shown(rest if sep and Path(head).name == Path(path).name else reason)}",
+              file=sys.stderr)
     for path, twin in report.duplicates:
-        print(f"skipped {path}: same text as {twin}", file=sys.stderr)
+        print(f"skipped {shown(path)}: same text as {shown(twin)}", file=sys.stderr)
     stats = kb.stats()
     rate = report.chunks / report.seconds if report.seconds else 0.0
     print(f"{report.summary()} ({rate:.1f} chunks/s); index {args.index_dir}: "
@@ -61,10 +72,10 @@ def cmd_ask(args) -> int:
         top = result.passages[result.span.passage]
         print(f"答案: {result.text}    (confidence {result.confidence:.2f})")
         print(f"依据: {result.evidence}")
-        print(f"出处: {top.title}  {top.published or ''}  {top.source}")
+        print(f"出处: {shown(top.title)}  {top.published or ''}  {shown(top.source)}")
     for rank, p in enumerate(result.passages, 1):
         text = " ".join(p.text.split())
-        print(f"\n[{rank}] {p.score:.3f}  {p.title} | {p.published or '-'} | {p.source} [{p.start}:{p.end}]")
+        print(f"\n[{rank}] {p.score:.3f}  {shown(p.title)} | {p.published or '-'} | {shown(p.source)} [{p.start}:{p.end}]")
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
 
@@ -77,9 +88,10 @@ def cmd_status(args) -> int:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
     for key, value in stats.items():
-        print(f"{key:>14}: {value}")
+        print(f"{key:>14}: {shown(value)}")
     for doc in kb.documents():
-        print(f"  {doc['doc_id']}  {doc['chunks']:>4} chunks  {doc['published'] or '-':<16}  {doc['title']}  ({doc['source']})")
+        print(f"  {shown(doc['doc_id'])}  {doc['chunks']:>4} chunks  {shown(doc['published'] or '-'):<16}  "
+              f"{shown(doc['title'])}  ({shown(doc['source'])})")
     return 0
 
 
@@ -103,6 +115,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering over Chinese policy articles.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -123,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
         p.add_argument("--commit-every", type=_positive_int, default=None, metavar="N",
                        help="commit a new index generation every N chunks (default 2000)")
+        p.add_argument("--commit-seconds", type=_seconds, default=None, metavar="S",
+                       help="and at least every S seconds of work, so a crash keeps what was embedded (default 60)")
         p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                        help="how long to wait for another writer of the index (default 600)")
         p.set_defaults(func=cmd_index)
@@ -164,14 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if hasattr(signal, "SIGXFSZ"):  # over a file-size limit: a write error we report, not a core dump
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return args.func(args)
     except RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stderr.close()
         return 0
+    except OSError as exc:  # not one of ours: still one line, not a traceback
+        print(f"error: {shown(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged since its last completed step", file=sys.stderr)
         return 130
