@@ -92,14 +92,10 @@ _SQLITE_ERRNOS = {"database or disk is full": errno.ENOSPC, "disk I/O error": er
 
 
 def _failure_errno(exc: BaseException) -> int | None:
-    """The errno behind a failed write: OSError carries it; faiss (RuntimeError) ends its
-    C++ message with the strerror text; SQLite has its own words."""
+    """The errno behind a failed write: OSError carries it, SQLite has its own words."""
     if isinstance(exc, OSError):
         return exc.errno
-    text = str(exc)
-    if isinstance(exc, sqlite3.Error):
-        return next((code for words, code in _SQLITE_ERRNOS.items() if words in text), None)
-    return next((code for code in _WRITE_ERRNOS if f"({os.strerror(code)})" in text), None)
+    return next((code for words, code in _SQLITE_ERRNOS.items() if words in str(exc)), None)
 
 
 def write_error(folder: Path, path: Path, exc: BaseException) -> IndexWriteError:
@@ -122,12 +118,11 @@ def write_error(folder: Path, path: Path, exc: BaseException) -> IndexWriteError
 
 
 @contextmanager
-def _writing(folder: Path, path: Path, *native: type[BaseException]) -> Iterator[None]:
-    """Turn a failed write of ``path`` into an IndexWriteError; ``native`` adds the
-    exception types a C library raises for I/O errors (faiss: RuntimeError)."""
+def _writing(folder: Path, path: Path) -> Iterator[None]:
+    """Turn a failed write of ``path`` (OSError, SQLite's OperationalError) into an IndexWriteError."""
     try:
         yield
-    except (OSError, sqlite3.OperationalError, *native) as exc:
+    except (OSError, sqlite3.OperationalError) as exc:
         raise write_error(folder, path, exc) from exc
 
 
@@ -469,8 +464,10 @@ def _write_files(snapshot: Snapshot, tmp: Path, vectors, bm25: BM25Index, change
             con.close()
     if _CRASH_AT is not None:
         _crash_point("rows-written")
-    with _writing(folder, tmp / "dense.faiss", RuntimeError):  # faiss raises RuntimeError("... (strerror)")
-        faiss.write_index(vectors, str(tmp / "dense.faiss"))
+    # through Python's file: a failed write is an OSError with its errno (faiss's own file
+    # writer raises RuntimeError and prints a stray unterminated line on stderr)
+    with _writing(folder, tmp / "dense.faiss"), open(tmp / "dense.faiss", "wb") as f:
+        faiss.write_index(vectors, faiss.PyCallbackIOWriter(f.write))
     with _writing(folder, tmp / "bm25"):
         bm25.save(tmp / "bm25")
     for path in [tmp / "rows.sqlite", tmp / "dense.faiss", *sorted((tmp / "bm25").iterdir())]:

@@ -9,9 +9,10 @@ the manifest):
   write function of one point wrapped so that it lowers ``RLIMIT_FSIZE`` to 100 bytes just
   before it writes; the kernel then refuses the write (EFBIG; the CLI ignores SIGXFSZ, as it
   must for a plain ``ulimit -f``), whichever library does it (SQLite, faiss's C++, numpy);
-* **a failing filesystem layer** in this process: ``os.fsync``, ``os.replace`` or the
-  point's write function raises ``OSError`` with the errno of a full disk, a read-only
-  disk, a permission problem or an I/O error.
+* **a failing filesystem layer** in this process: ``os.fsync``, ``os.replace``, the file
+  under faiss's writer or the point's write function raises ``OSError`` with the errno of a
+  full disk, a read-only disk, a permission problem or an I/O error; SQLite fails for real
+  (a page limit: "database or disk is full"; a read-only open).
 """
 
 from __future__ import annotations
@@ -168,13 +169,16 @@ def break_write(monkeypatch, point: str, code: int) -> None:
             return con
 
         monkeypatch.setattr(sqlite3, "connect", connect)
-    elif point == "dense.faiss":  # faiss's C++ error: RuntimeError ending in the strerror text
-        def write_index(index, path):
-            Path(path).write_bytes(b"partial")
-            raise RuntimeError(f"Error in void faiss::write_index(...) at io.cpp:99: Error: 'ret == (n)' failed: "
-                               f"write error in {path}: 0 != 1 ({os.strerror(code)})")
+    elif point == "dense.faiss":  # the file under faiss's writer fails halfway through a write
+        real_writer = faiss.PyCallbackIOWriter
 
-        monkeypatch.setattr(faiss, "write_index", write_index)
+        def writer(write, *args):
+            def failing_write(data):
+                write(data[: len(data) // 2])
+                fail_with(code)()
+            return real_writer(failing_write, *args)
+
+        monkeypatch.setattr(faiss, "PyCallbackIOWriter", writer)
     elif point == "bm25":
         monkeypatch.setattr(np, "save", fail_with(code))
     elif point == "manifest.json":
