@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
+import signal
 import sys
 from pathlib import Path
 
 from .errors import RagError
 
 NOT_FOUND = "未找到相关内容 (nothing relevant was found in the knowledge base)"
+# control characters, line and paragraph separators, bidi controls, lone surrogates
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def shown(text: object) -> str:
+    """``text`` as one safe terminal line: a newline, escape sequence or bidi control in a
+    file name or title is printed escaped (``\\n``, ``\\x1b``), never raw."""
+    return _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text))
 
 
 def _kb(args, **kwargs):
     from .knowledge_base import KnowledgeBase
 
-    for key in ("commit_every", "lock_timeout", "reader", "reranker"):
+    for key in ("commit_every", "commit_seconds", "lock_timeout", "reader", "reranker"):
         if getattr(args, key, None) is not None:
             kwargs.setdefault(key, getattr(args, key))
     return KnowledgeBase(args.index_dir, getattr(args, "model", None), **kwargs)
@@ -27,9 +37,10 @@ def cmd_index(args) -> int:
     report = kb.add(args.paths, prune=getattr(args, "prune", False), progress=not args.quiet)
     for path, reason in report.failed:
         head, sep, rest = reason.partition(": ")  # reasons often start with the path already
-        print(f"skipped {path}: {rest if sep and Path(head).name == Path(path).name else reason}", file=sys.stderr)
+        print(f"skipped {shown(path)}: {shown(rest if sep and Path(head).name == Path(path).name else reason)}",
+              file=sys.stderr)
     for path, twin in report.duplicates:
-        print(f"skipped {path}: same text as {twin}", file=sys.stderr)
+        print(f"skipped {shown(path)}: same text as {shown(twin)}", file=sys.stderr)
     stats = kb.stats()
     rate = report.chunks / report.seconds if report.seconds else 0.0
     print(f"{report.summary()} ({rate:.1f} chunks/s); index {args.index_dir}: "
@@ -68,7 +79,7 @@ def cmd_ask(args) -> int:
         print(f"答案: {result.text}    (confidence {result.confidence:.2f})")
         print(f"依据: {result.evidence}")
         page = f"  (答案在第{result.page}页)" if result.page else ""
-        print(f"出处: {top.citation()}  {top.source}{page}")
+        print(f"出处: {shown(top.citation())}  {shown(top.source)}{page}")
     if generator is not None:
         _print_written(result, generator)
     if result.text is None and result.passages:
@@ -77,7 +88,8 @@ def cmd_ask(args) -> int:
         text = " ".join(p.text.split())
         where = f" | 第{p.page}页" if p.page else ""
         where += f" | {p.heading}" if p.heading else ""
-        print(f"\n[{rank}] {p.score:.3f}  {p.title} | {p.published or '-'}{where} | {p.source} [{p.start}:{p.end}]")
+        print(f"\n[{rank}] {p.score:.3f}  {shown(p.title)} | {p.published or '-'}{where} | {shown(p.source)} "
+              f"[{p.start}:{p.end}]")
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
 
@@ -121,9 +133,10 @@ def cmd_status(args) -> int:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
     for key, value in stats.items():
-        print(f"{key:>14}: {value}")
+        print(f"{key:>14}: {shown(value)}")
     for doc in kb.documents():
-        print(f"  {doc['doc_id']}  {doc['chunks']:>4} chunks  {doc['published'] or '-':<16}  {doc['title']}  ({doc['source']})")
+        print(f"  {shown(doc['doc_id'])}  {doc['chunks']:>4} chunks  {shown(doc['published'] or '-'):<16}  "
+              f"{shown(doc['title'])}  ({shown(doc['source'])})")
     return 0
 
 
@@ -146,6 +159,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
     return value
 
 
@@ -179,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
         p.add_argument("--commit-every", type=_positive_int, default=None, metavar="N",
                        help="commit a new index generation every N chunks (default 2000)")
+        p.add_argument("--commit-seconds", type=_seconds, default=None, metavar="S",
+                       help="and at least every S seconds of work, so a crash keeps what was embedded (default 60)")
         p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                        help="how long to wait for another writer of the index (default 600)")
         p.set_defaults(func=cmd_index)
@@ -235,14 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if hasattr(signal, "SIGXFSZ"):  # over a file-size limit: a write error we report, not a core dump
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return args.func(args)
     except RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stderr.close()
         return 0
+    except OSError as exc:  # not one of ours: still one line, not a traceback
+        print(f"error: {shown(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged since its last completed step", file=sys.stderr)
         return 130
