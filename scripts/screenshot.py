@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from rag import KnowledgeBase
-    from rag.webapp import build_app, launch
+    from rag.web import build_app, launch
 
     with tempfile.TemporaryDirectory() as tmp:
         kb = KnowledgeBase(args.index_dir or Path(tmp) / "index")
