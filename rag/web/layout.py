@@ -261,6 +261,7 @@ def build_app(kb, access=None) -> gr.Blocks:
         # -- events --------------------------------------------------------------------------
         private: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
         if writable:
+            files.upload(lambda: "", None, upload_msg, **private)  # a stale message goes once files are picked
             add_btn.click(upload, [files, docs, is_admin], [upload_msg, cancel_btn, add_btn, files, docs, header],
                           concurrency_limit=None, **private)
             cancel_btn.click(cancel_upload, None, None, concurrency_limit=None, **private)
