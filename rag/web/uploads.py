@@ -55,6 +55,8 @@ class ProgressEmbedder:
         self._local = threading.local()
 
     def __getattr__(self, name: str):
+        if name == "inner":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     @classmethod
