@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import urllib.request
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -116,7 +117,7 @@ def _serving(seed_index: Path, folder: Path, access=None):
     app = build_app(kb, access)
     url = launch(app, "127.0.0.1", _free_port(), block=False, quiet=True)
     try:
-        yield url.rstrip("/"), kb
+        yield url.rstrip("/"), kb, app
     finally:
         app.close()
 
@@ -124,8 +125,8 @@ def _serving(seed_index: Path, folder: Path, access=None):
 @pytest.fixture(scope="module")
 def webapp(seed_index, tmp_path_factory):
     """(url, kb): the app serving a private copy of the seed index, started once per module."""
-    with _serving(seed_index, tmp_path_factory.mktemp("webapp") / "index") as served:
-        yield served
+    with _serving(seed_index, tmp_path_factory.mktemp("webapp") / "index") as (url, kb, _):
+        yield url, kb
 
 
 @pytest.fixture(scope="module")
@@ -540,3 +541,107 @@ def test_ask_endpoint_over_plain_http(webapp):
     assert "event: complete" in stream
     data = next(line[len("data:"):] for line in stream.splitlines() if line.startswith("data:"))
     _check_seed_payload(json.loads(data)[0])
+
+
+# -- who may write: --read-only and the admin login (issue 15) ------------------------------
+# The upload and delete functions are Gradio events; anyone who reaches the port can call
+# them by number through the queue API, as the page does. These tests call them that way,
+# without the page, and check that the server refuses them unless the session logged in.
+TOKEN = "s3cret-admin-token"
+
+
+@pytest.fixture(scope="module")
+def guarded(seed_index, tmp_path_factory):
+    """(url, kb, app) with an admin token, and (url, kb, app) read-only."""
+    from rag.web import Access
+
+    root = tmp_path_factory.mktemp("access")
+    with _serving(seed_index, root / "admin", Access(token=TOKEN)) as admin, \
+            _serving(seed_index, root / "ro", Access(read_only=True)) as read_only:
+        yield admin, read_only
+
+
+def _fn_index(app, name: str) -> int:
+    return next(i for i, fn in app.fns.items() if fn.name == name)
+
+
+def _component_id(app, elem_id: str) -> int:
+    return next(b._id for b in app.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+def queue_call(url: str, app, fn: str, data: list, session: str | None = None, trigger: str | None = None) -> dict:
+    """Call the app's function ``fn`` through the queue API, as a script would; returns the
+    final message (``success`` and ``output``)."""
+    session = session or uuid.uuid4().hex
+    body = {"data": data, "fn_index": _fn_index(app, fn), "session_hash": session, "event_data": None,
+            "trigger_id": _component_id(app, trigger) if trigger else None}
+    request = urllib.request.Request(f"{url}/gradio_api/queue/join", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        json.load(response)
+    with urllib.request.urlopen(f"{url}/gradio_api/queue/data?session_hash={session}", timeout=300) as stream:
+        for raw in stream:
+            line = raw.decode("utf-8").strip()
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the queue stream ended without a result")
+
+
+def _seed_id(kb) -> str:
+    return next(d["doc_id"] for d in kb.documents() if d["title"] == SEED_TITLE)
+
+
+def test_a_delete_through_the_queue_api_needs_the_admin_login(guarded):
+    (url, kb, app), _ = guarded
+    doc_id = _seed_id(kb)
+    value = json.dumps({"v": 1, "selected": [doc_id]})
+    refused = queue_call(url, app, "remove_selected", [value, None], trigger="rag-docs")
+    assert refused["success"]
+    assert "需要管理员登录" in refused["output"]["data"][0]
+    assert [d["doc_id"] for d in kb.documents()] == [doc_id]
+    # a wrong token does not log in; the right one does, for that session only
+    session = uuid.uuid4().hex
+    queue_call(url, app, "login", ["", "wrong"], session=session)
+    assert "需要管理员登录" in queue_call(url, app, "remove_selected", [value, None], session=session,
+                                          trigger="rag-docs")["output"]["data"][0]
+    queue_call(url, app, "login", ["", TOKEN], session=session)
+    done = queue_call(url, app, "remove_selected", [value, None], session=session, trigger="rag-docs")
+    assert "已删除 1 篇" in done["output"]["data"][0]
+    assert kb.documents() == []
+
+
+@pytest.mark.browser
+def test_read_only_refuses_writes_and_shows_no_upload(guarded, browser):
+    _, (url, kb, app) = guarded
+    assert "upload" not in {fn.name for fn in app.fns.values()}
+    assert "remove_selected" not in {fn.name for fn in app.fns.values()}
+    with opened(browser, url) as page:
+        page.get_by_role("tab", name="知识库").click()
+        page.wait_for_selector(".rag-doc-title")
+        assert "只读模式" in page.locator("#rag-read-only").inner_text()
+        assert page.locator("#rag-upload").count() == 0 and page.locator("#rag-doc-delete").count() == 0
+        # reading still works
+        page.locator(".rag-doc-title").first.click()
+        page.locator("#rag-doc-preview").wait_for()
+    assert len(kb.documents()) == 1
+
+
+@pytest.mark.browser
+def test_admin_login_in_the_page(guarded, browser, tmp_path):
+    (url, kb, _), _ = guarded
+    note = tmp_path / "note.txt"
+    note.write_text("寿阳县公告\n2025-01-02\n\n寿阳县今年新建村级图书室24个。\n", encoding="utf-8")
+    with opened(browser, url) as page:
+        page.get_by_role("tab", name="知识库").click()
+        page.locator("#rag-upload input[type=file]").set_input_files([str(note)])
+        page.locator("#rag-upload").get_by_text("note").first.wait_for()
+        page.locator("#rag-add").click()
+        page.wait_for_function("() => /管理员登录/.test(document.querySelector('#rag-upload-msg')?.innerText || '')")
+        page.locator("#rag-login-password input").fill(TOKEN)
+        page.locator("#rag-login-btn").click()
+        page.wait_for_function("() => /已以管理员身份登录/.test(document.querySelector('#rag-login-msg')?.innerText || '')")
+        page.locator("#rag-add").click()
+        page.wait_for_function("() => /已添加/.test(document.querySelector('#rag-upload-msg')?.innerText || '')")
+    assert any(d["title"] == "寿阳县公告" for d in kb.documents())
