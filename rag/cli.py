@@ -1,4 +1,4 @@
-"""Command line: rag index | add | remove | ask | status | eval | serve."""
+"""Command line: rag index | add | remove | ask | status | eval | serve | feedback."""
 
 from __future__ import annotations
 
@@ -147,11 +147,33 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .webapp import serve
+    from .web import server
 
-    generator = _generator(args)
-    extra = {"generator": generator} if generator is not None else {}
-    serve(index_dir=args.index_dir, host=args.host, port=args.port, **extra)
+    if args.add_admin:
+        if not args.auth_file:
+            raise RagError("--add-admin needs --auth-file FILE (where the salted hash is written)")
+        import getpass
+
+        password = getpass.getpass(f"password for {args.add_admin}: ")
+        if password != getpass.getpass("again: "):
+            raise RagError("the two passwords differ; nothing was written")
+        server.add_admin(args.auth_file, args.add_admin, password)
+        print(f"{args.add_admin} can now log in as admin with --auth-file {args.auth_file}")
+        return 0
+    server.serve(index_dir=args.index_dir, host=args.host, port=args.port, read_only=args.read_only,
+                 auth_file=args.auth_file, generator=_generator(args))
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from .feedback import export
+
+    text = export(args.index_dir, args.format, every_vote=args.all)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -250,7 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     with_llm(p)
+    p.add_argument("--read-only", action="store_true", help="no uploads or deletes, in the page or through the API")
+    p.add_argument("--auth-file", default=None, metavar="FILE",
+                   help="admins (user:salted hash lines) who may upload and delete after logging in; "
+                        "or set RAG_ADMIN_TOKEN")
+    p.add_argument("--add-admin", default=None, metavar="NAME", help="add NAME to --auth-file (asks for a password)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("feedback", help="👍/👎 feedback given in the web app")
+    fsub = p.add_subparsers(dest="feedback_command", required=True)
+    p = with_index(fsub.add_parser("export", help="print the feedback (question, answer, passages, vote)"), model=False)
+    p.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
+    p.add_argument("--all", action="store_true", help="every vote, not only the last one on each answer")
+    p.add_argument("--out", default=None, metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=cmd_feedback)
     return parser
 
 

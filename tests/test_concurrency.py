@@ -332,7 +332,7 @@ def _http_ask(url: str, question: str, timeout: float = 300) -> dict:
 def test_web_app_serves_twenty_concurrent_questions_while_a_document_is_added(corpus, index_copy):
     pytest.importorskip("gradio")
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    from rag.webapp import build_app, launch
+    from rag.web import build_app, launch
 
     _, new, _ = corpus
     kb = KnowledgeBase(index_copy, commit_every=1)
