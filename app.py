@@ -1,7 +1,7 @@
 """Start the web app: ``python app.py`` serves the index in index/ on http://127.0.0.1:7860.
 
 If index/ holds no documents yet, data/articles is indexed first. The same app is
-``rag serve [--index-dir index] [--host 127.0.0.1] [--port 7860]``; it lives in rag/webapp.py.
+``rag serve [--index-dir index] [--host 127.0.0.1] [--port 7860]``; it lives in rag/web/.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 
 import rag  # noqa: F401  (first: it turns off analytics and hub access before gradio is imported)
 from rag.errors import RagError
-from rag.webapp import serve
+from rag.web import serve
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,14 +42,20 @@ from .store import (
 )
 from .types import Answer, Document, Passage
 
+if TYPE_CHECKING:
+    from .answering.generate import Generator
+
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 100
 EMBED_SLICE = 2048  # texts per embedder call (bounds tokenizer and activation memory)
+EMBED_BATCH = 128  # chunks embedded as soon as this many wait, so a commit by time has vectors to write
+COMMIT_OVERHEAD = 10  # commit at most every COMMIT_OVERHEAD x the last commit's duration (<= ~10% of a run)
 # zero-width and bidi marks, C0/C1 controls, and lone surrogates (from a bad byte in argv or
 # a JSON "\ud800"), which no tokenizer or encoder can take
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -101,6 +108,22 @@ def _sha(data: bytes | str, n: int = 64) -> str:
     return hashlib.sha256(raw).hexdigest()[:n]
 
 
+def source_name(path: Path) -> str:
+    """The absolute path that identifies a file's document."""
+    return _valid_text(str(path.resolve()))
+
+
+def _valid_text(name: str) -> str:
+    """A file name that is not valid UTF-8 (lone surrogates from the file system) with its
+    odd bytes as ``\\xNN`` escapes: SQLite, hashing, tokenizers and printing need real
+    text, and the same file always gets the same name."""
+    def escape(m: re.Match[str]) -> str:
+        code = ord(m[0])
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return _SURROGATE.sub(escape, name)
+
+
 @dataclass
 class _Pending:
     """Documents read and embedded but not yet committed."""
@@ -109,9 +132,17 @@ class _Pending:
     replace: list[str] = field(default_factory=list)  # doc ids whose old rows go
     chunk_rows: list[tuple[str, int, int, int, str]] = field(default_factory=list)  # doc, idx, start, end, heading
     texts: list[str] = field(default_factory=list)
+    # embedded so far: the vectors of each distinct text (in order of first appearance),
+    # and for texts[i], i < len(rows), the row of its vector
+    vectors: list[np.ndarray] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    first: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.chunk_rows)
+
+    def unembedded(self) -> int:
+        return len(self.texts) - len(self.rows)
 
 
 class KnowledgeBase:
@@ -121,6 +152,11 @@ class KnowledgeBase:
     it is written on the first ``add``. ``model`` names the embedding model (default: the
     bundled multilingual-e5-small); opening an index built with another model is an
     ``IndexMismatchError``.
+
+    A long ``add`` commits what it has embedded every ``commit_every`` chunks and every
+    ``commit_seconds`` (stretched to 10x the last commit's duration, so commits never take
+    more than ~10% of a run; 0: after every document), so a crash loses at most that much
+    work and a rerun skips what was committed.
     """
 
     def __init__(
@@ -132,10 +168,12 @@ class KnowledgeBase:
         chunk_overlap: int = 200,
         tokenizer: str = "bigram",
         fusion: FusionSettings | None = None,
-        reader: str | Reader | None = "model",
-        reranker: str | Reranker | None = "model",
+        reader: str | Reader | None = None,
+        reranker: str | Reranker | None = None,
         lock_timeout: float = 600.0,
         commit_every: int = 2000,
+        commit_seconds: float = 60.0,
+        generator: Generator | None = None,
     ) -> None:
         from .embedding import load_embedder
 
@@ -143,6 +181,7 @@ class KnowledgeBase:
         self.fusion = fusion or FusionSettings()
         self.lock_timeout = lock_timeout
         self.commit_every = commit_every
+        self.commit_seconds = commit_seconds
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._query_cache: dict[str, np.ndarray] = {}
@@ -161,6 +200,7 @@ class KnowledgeBase:
         reader_obj = make_reader(reader)
         self.pipeline = Pipeline(reader_obj, make_reranker(reranker, reader_obj))
         self._progress = False
+        self.generator = generator  # optional written answers: rag.answering.write_answer / stream_answer
 
     # -- state -------------------------------------------------------------------------
     def _current(self) -> Snapshot | None:
@@ -241,7 +281,7 @@ class KnowledgeBase:
 
         def items():
             for path in _progress(files, progress, "indexing"):
-                source = str(path.resolve())
+                source = source_name(path)
                 try:
                     fh = file_sha256(path)
                     yield source, fh, (lambda path=path, source=source: _with_source(read_file(path), source))
@@ -251,7 +291,7 @@ class KnowledgeBase:
         def prune_sources(known: dict[str, str]) -> list[str]:
             if not prune:
                 return []
-            seen = {str(f.resolve()) for f in files}
+            seen = {source_name(f) for f in files}
             return [
                 doc_id for source, doc_id in known.items()
                 if source not in seen and any(Path(source).is_relative_to(r) for r in roots)
@@ -282,7 +322,7 @@ class KnowledgeBase:
                 for ref in refs:
                     row = con.execute(
                         "SELECT id FROM documents WHERE id = ? OR source = ? OR source = ?",
-                        (ref, ref, str(Path(ref).resolve()) if ref else ref),
+                        (ref, ref, source_name(Path(ref)) if ref else ref),
                     ).fetchone()
                     if row is None:
                         raise RagError(f"no document {ref!r} in {self.folder}; `rag status` lists them")
@@ -302,6 +342,7 @@ class KnowledgeBase:
                          con.execute("SELECT id, source, file_hash, content_hash FROM documents")}
             by_content = {ch: s for s, (_, _, ch) in known.items()}
             pending = _Pending()
+            commit_at = time.monotonic() + self.commit_seconds
             for source, file_hash, load in items:
                 old = known.get(source)
                 if old is not None and file_hash is not None and old[1] == file_hash:
@@ -331,9 +372,11 @@ class KnowledgeBase:
                     report.added.append(source)
                 by_content[content] = source
                 self._prepare(pending, doc, file_hash)
-                if len(pending) >= self.commit_every:
+                if pending.unembedded() >= EMBED_BATCH:
+                    self._embed(pending)
+                if len(pending) >= self.commit_every or time.monotonic() >= commit_at:
                     report.chunks += len(pending)
-                    snap = self._commit(snap, pending)
+                    snap, commit_at = self._timed_commit(snap, pending)
                     pending = _Pending()
             for doc_id in prune_sources({s: v[0] for s, v in known.items()}):
                 pending.replace.append(doc_id)
@@ -344,38 +387,49 @@ class KnowledgeBase:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def _timed_commit(self, snap: Snapshot, pending: _Pending) -> tuple[Snapshot, float]:
+        """Commit ``pending``; returns the new snapshot and when the next commit by time is due."""
+        self._embed(pending)
+        start = time.monotonic()
+        snap = self._commit(snap, pending)
+        cost = time.monotonic() - start
+        log.info("committed %d chunks in %.2f s", len(pending), cost)
+        interval = max(self.commit_seconds, COMMIT_OVERHEAD * cost) if self.commit_seconds > 0 else 0.0
+        return snap, time.monotonic() + interval
+
     def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None) -> None:
         chunks = chunk_text(doc.text, doc.doc_id, self.chunking)
         pending.docs.append((doc, file_hash))
         pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end, c.heading) for c in chunks)
         pending.texts.extend(retrieval_text(doc.title, c.text, c.heading) for c in chunks)
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        """Vectors of ``texts``: each distinct text is embedded once (a document that repeats
-        itself, or boilerplate shared by many chunks), in slices of :data:`EMBED_SLICE`, so
-        the embedder's memory stays bounded however many chunks one document has."""
-        first: dict[str, int] = {}
-        inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), np.int64, len(texts))
-        unique = list(first)
-        del first
+    def _embed(self, pending: _Pending) -> None:
+        """Embed the texts of ``pending`` that have no vector yet. Each distinct text is
+        embedded once per commit (a document that repeats itself, or boilerplate shared by
+        many chunks), in slices of :data:`EMBED_SLICE`, so the embedder's memory stays
+        bounded however many chunks one document has."""
+        new: list[str] = []
+        for text in pending.texts[len(pending.rows):]:
+            row = pending.first.get(text)
+            if row is None:
+                row = pending.first[text] = len(pending.first)
+                new.append(text)
+            pending.rows.append(row)
         bar = None
-        if self._progress and len(unique) > EMBED_SLICE:
+        if self._progress and len(new) > EMBED_SLICE:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(unique), desc="embedding", unit="chunk")
-        out = None
+            bar = tqdm(total=len(new), desc="embedding", unit="chunk")
         try:
-            for lo in range(0, len(unique), EMBED_SLICE):
-                part = self.embedder.embed_passages(unique[lo:lo + EMBED_SLICE], progress=self._progress and bar is None)
-                if out is None:
-                    out = np.empty((len(unique), part.shape[1]), np.float32)
-                out[lo:lo + len(part)] = part
+            for lo in range(0, len(new), EMBED_SLICE):
+                part = self.embedder.embed_passages(
+                    new[lo:lo + EMBED_SLICE], progress=self._progress and bar is None and len(new) > 2 * EMBED_BATCH)
+                pending.vectors.append(np.asarray(part, np.float32))
                 if bar is not None:
                     bar.update(len(part))
         finally:
             if bar is not None:
                 bar.close()
-        return out if len(unique) == len(texts) else out[inverse]
 
     def _commit(self, snap: Snapshot, pending: _Pending) -> Snapshot:
         import faiss
@@ -391,8 +445,11 @@ class KnowledgeBase:
             bm25.remove(old_ids)
         new_ids = np.arange(bm25.size, bm25.size + len(pending.chunk_rows), dtype=np.int64)
         if len(new_ids):
-            embedded = self._embed(pending.texts)
-            vectors.add_with_ids(np.asarray(embedded, np.float32), new_ids)
+            self._embed(pending)
+            embedded = np.concatenate(pending.vectors)
+            if len(pending.first) < len(pending.rows):  # repeated texts share a vector
+                embedded = embedded[np.asarray(pending.rows)]
+            vectors.add_with_ids(embedded, new_ids)
             bm25.add(new_ids, pending.texts)
         now = time.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -585,7 +642,7 @@ def _progress(items, enabled: bool, desc: str):
 
 
 def _with_source(doc: Document, source: str) -> Document:
-    return replace(doc, source=source)
+    return replace(doc, source=source, title=_valid_text(doc.title))  # a title may be the file name
 
 
 def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5, filters: dict | None = None) -> Answer:

@@ -36,6 +36,11 @@ from .test_reliability import (  # noqa: F401 (base_index, index_copy: shared fi
     write_city_articles,
 )
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
+
 QUESTION, ANSWER = "太原市今年新建了几座公园", "10座"
 
 

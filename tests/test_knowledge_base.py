@@ -16,6 +16,11 @@ from rag.store import read_manifest
 
 from .conftest import REPO, SEED, SEED_QUESTION
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
+
 PARAGRAPHS = [
     "太原市今年新建公园12座，城市绿化覆盖率达到43%。",
     "大同市推进煤矿智能化改造，建成智能化工作面85个。",

@@ -30,6 +30,11 @@ from rag.types import Passage
 
 from .conftest import SEED
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
+
 # Every code point, surrogates and controls included, weighted towards the text this
 # system sees: Chinese, its punctuation, digits, measure words and question words.
 ANY_CHAR = st.characters(exclude_categories=())

@@ -15,6 +15,11 @@ from rag.retrieval import (
     normalize_scores,
 )
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
+
 # ---------------------------------------------------------------------------------------
 # fusion arithmetic
 

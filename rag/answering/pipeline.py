@@ -3,6 +3,7 @@ from components given by name or as objects."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,8 +17,11 @@ RERANK_DEPTH = 5  # candidates the reranker reads: the top_k the reader sees, at
 
 
 def make_reader(spec: str | Reader | None) -> Reader:
-    """``"model"`` (the trained reader, default), ``"rules"``, or a Reader object."""
-    if spec is None or spec == "model":
+    """``"model"`` (the trained reader), ``"rules"``, or a Reader object; None: the
+    environment's ``RAG_READER``, else ``"model"``."""
+    if spec is None:
+        spec = os.environ.get("RAG_READER", "model")
+    if spec == "model":
         from .trained import TrainedReader
 
         return TrainedReader()
@@ -32,8 +36,11 @@ def make_reader(spec: str | Reader | None) -> Reader:
 
 def make_reranker(spec: str | Reranker | None, reader: Reader) -> Reranker | None:
     """``"model"`` (the trained model; shares its forward pass with a model reader), ``"none"``,
-    the folder of a local sentence-transformers CrossEncoder, or a Reranker object."""
-    if spec is None or spec == "none":
+    the folder of a local sentence-transformers CrossEncoder, or a Reranker object; None:
+    the environment's ``RAG_RERANKER``, else ``"model"``."""
+    if spec is None:
+        spec = os.environ.get("RAG_RERANKER", "model")
+    if spec == "none":
         return None
     if spec == "model":
         from .trained import TrainedReader

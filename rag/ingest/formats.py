@@ -17,7 +17,7 @@ from rag.types import Document
 from .metadata import build_document
 from .ocr import IMAGE_SUFFIXES, read_image, read_pdf
 from .office import read_csv, read_doc, read_docx, read_pptx, read_xlsx
-from .text import _DECLARED_CHARSET_RE, _NEWLINE_RE, _decode, require
+from .text import _BLOCK_TAGS, _DECLARED_CHARSET_RE, _NEWLINE_RE, _decode, require
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +164,18 @@ def _read_md(path: Path) -> Document:
 
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "nav", "header", "footer", "aside",
                         "form", "svg", "iframe", "button", "select", "head"})
-_BLOCK_TAGS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "main",
-                         "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "dd", "dt", "hr", "td"})
+class _NoDiscardWarning(logging.Filter):
+    """trafilatura logs ``discarding data: None`` at WARNING whenever it finds no main text
+    (a 10,000-level nested page, a page of links); :func:`_read_html` then falls back to its
+    own extractor, so for our users it is no warning at all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("discarding data")
+
+
+logging.getLogger("trafilatura.core").addFilter(_NoDiscardWarning())
+
+
 _LINK_LINE_MAX = 20
 _TITLE_SPLIT_RE = re.compile(r"\s+[-|–—_]\s+|_")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from rag.errors import DocumentError
 from rag.types import Document, page_at
 
-from .text import _is_boilerplate, _join_lines, _normalize, _remove_boilerplate
+from .text import _is_boilerplate, _join_lines, _normalize, _remove_boilerplate, strip_markup
 
 # ---------------------------------------------------------------------------------------
 # Dates: 2024-10-07 13:21, 2024年10月7日, 2024/10/07, 二〇二四年十月七日
@@ -404,7 +404,7 @@ def build_document(
     separated by :data:`PAGE_MARK` lines and ``meta["page_starts"]`` records where each begins.
     ``header=False`` (tables) reads no header: every line is body.
     """
-    normalized = _normalize(raw)
+    normalized = _normalize(strip_markup(raw))
     lines = normalized.split("\n")
     title = _normalize(title).replace("\n", " ").strip() if title else None
     title = None if junk_title(title) else title

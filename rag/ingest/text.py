@@ -239,3 +239,48 @@ def require(module: str, purpose: str, package: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         raise DocumentError(f"{purpose} needs the '{package}' package: pip install {package}") from None
+
+
+_BLOCK_TAGS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "main",
+                         "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "dd", "dt", "hr", "td"})
+
+# Markup inside plain text (a .txt or .md with HTML pasted in, escaped code shown on a web
+# page) is removed so that no answer, passage or vector is drawn from it: 「共有<img src=x
+# onerror=alert(4)>五口古井」 would otherwise answer 「几口」 with 4. Only real tag shapes count
+# (``<`` then an ASCII tag name), so 「x<y且y>z」 stays. Bounded repeats keep it linear.
+_MARKUP_RE = re.compile(
+    r"<(!--|script\b|style\b)[^<>]{0,2000}?(?:>|(?<=!--))"  # opens a comment, script or style block: its content goes too
+    r"|</?[a-zA-Z][a-zA-Z0-9:-]{0,30}(?:[\s/][^<>]{0,2000})?>"  # any other tag with its attributes
+    r"|<[a-zA-Z][a-zA-Z0-9:-]{0,30}\s[^<>\n]{0,2000}=[^<>\n]{0,2000}$",  # a tag cut off at the line end
+    re.IGNORECASE | re.MULTILINE,
+)
+_MARKUP_HINT_RE = re.compile(r"<[!/a-zA-Z]")
+_BLOCK_END_RE = {"!--": re.compile("-->"), "script": re.compile(r"</script[^<>]{0,2000}>|</script", re.IGNORECASE),
+                 "style": re.compile(r"</style[^<>]{0,2000}>|</style", re.IGNORECASE)}
+
+
+def strip_markup(text: str) -> str:
+    """``text`` without HTML tags, comments and script/style blocks; a block-level tag
+    (``<p>``, ``<br>``, ``<div>``) becomes a line break, any other tag nothing. A block
+    that is never closed is dropped to the end of its line."""
+    if not _MARKUP_HINT_RE.search(text):
+        return text
+    out: list[str] = []
+    pos = 0
+    unclosed: set[str] = set()  # block kinds with no end after some point: not searched again
+    while m := _MARKUP_RE.search(text, pos):
+        out.append(text[pos:m.start()])
+        pos = m.end()
+        kind = (m[1] or "").lower()
+        if kind:
+            close = None if kind in unclosed else _BLOCK_END_RE[kind].search(text, pos)
+            if close is None:
+                unclosed.add(kind)
+                line_end = text.find("\n", pos)
+                pos = len(text) if line_end < 0 else line_end
+            else:
+                pos = close.end()
+        name = re.match(r"</?([a-zA-Z0-9]+)", m[0])
+        out.append("\n" if name and name[1].lower() in _BLOCK_TAGS else "")
+    out.append(text[pos:])
+    return "".join(out)
