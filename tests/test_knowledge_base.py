@@ -163,7 +163,7 @@ def test_failed_write_leaves_previous_index_usable(tmp_path, minilm_path, monkey
 
     monkeypatch.setattr("rag.store.write_json_atomic", crash)
     write_articles(tmp_path / "more", PARAGRAPHS[2:])
-    with pytest.raises(OSError):
+    with pytest.raises(RagError, match="disk full"):  # IndexWriteError: one clear line for the CLI
         kb.add([tmp_path / "more"])
     monkeypatch.undo()
     reopened = KnowledgeBase(tmp_path / "ix")
