@@ -381,7 +381,8 @@ def test_status_prints_control_characters_in_names_escaped(tmp_path, minilm_path
     folder.mkdir()
     names = {b"new\nline.txt": "new\\nline", b"esc\x1b[31mred.txt": "esc\\x1b[31mred", b"bad\xffbyte.txt": "bad\\xffbyte"}
     for i, name in enumerate(names):
-        (Path(os.fsencode(folder)) / name).write_bytes(article(CITIES[i], 30 + i).encode("utf-8"))
+        with open(os.path.join(os.fsencode(folder), name), "wb") as f:
+            f.write(article(CITIES[i], 30 + i).encode("utf-8"))
     kb = KnowledgeBase(tmp_path / "index", model=minilm_path)
     assert len(kb.add([folder]).added) == 3
     status = rag("status", "--index-dir", tmp_path / "index")
