@@ -60,7 +60,8 @@ def _chat_template() -> str:
 <div class="rag-bar rag-undo" hidden>已清空对话。<button type="button" class="rag-link">撤销</button></div>
 <form class="rag-ask" autocomplete="off">
 <label class="rag-sr" for="rag-question">问题</label>
-<textarea id="rag-question" rows="1" aria-label="问题" placeholder="输入问题，按回车提问（Shift+回车换行）"></textarea>
+<textarea id="rag-question" rows="1" aria-label="问题" placeholder="输入问题，按回车提问"
+title="回车提问，Shift+回车换行"></textarea>
 <button type="submit" class="rag-btn rag-btn-primary" id="rag-ask">提问</button>
 </form>
 <div class="rag-filter-row">
@@ -169,13 +170,10 @@ def build_app(kb, access=None) -> gr.Blocks:
     give_feedback.__name__ = "feedback"
 
     # -- write: Gradio events, checked on the server --------------------------------------
-    def refusal(is_admin: bool) -> str | None:
-        return access.refusal(is_admin)
-
     def upload(files, docs_value, is_admin: bool, request: gr.Request):
         keep = gr.update()
         paths = [Path(f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", f)) for f in (files or [])]
-        refused = refusal(is_admin)
+        refused = access.refusal(is_admin)
         if refused or not paths:
             text = refused or f"请先选择要上传的文件（支持 {SUPPORTED_LIST}）。"
             yield render_notice("warn", [], text), gr.update(visible=False), gr.update(interactive=True), keep, keep, keep
@@ -202,7 +200,7 @@ def build_app(kb, access=None) -> gr.Blocks:
             job.cancel()
 
     def remove_selected(docs_value, is_admin: bool):
-        refused = refusal(is_admin)
+        refused = access.refusal(is_admin)
         try:
             ids = json.loads(docs_value or "{}").get("selected") or []
         except (json.JSONDecodeError, AttributeError):
