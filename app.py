@@ -20,10 +20,12 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--seed", default="data/articles", help="folder indexed first when the index is empty")
+    parser.add_argument("--read-only", action="store_true", help="no uploads or deletes")
+    parser.add_argument("--auth-file", default=None, help="admins who may upload and delete (see rag serve --help)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        serve(args.index_dir, args.host, args.port, seed=args.seed)
+        serve(args.index_dir, args.host, args.port, seed=args.seed, read_only=args.read_only, auth_file=args.auth_file)
     except RagError as exc:
         parser.exit(2, f"error: {exc}\n")
     return 0

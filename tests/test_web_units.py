@@ -13,7 +13,15 @@ from rag.types import Answer, Passage, Span
 from rag.web.handlers import Scope
 from rag.web.messages import GRADIO_STRINGS, error_text, file_reason
 from rag.web.render import render_answer
-from rag.web.server import Access, add_admin, hash_password, is_loopback, read_auth_file, verify_password
+from rag.web.server import (
+    Access,
+    add_admin,
+    exposure_warning,
+    hash_password,
+    is_loopback,
+    read_auth_file,
+    verify_password,
+)
 from rag.web.uploads import safe_name
 
 HOSTILE = ('榆次区共建成应急避难场所<img src=x onerror="window.__pwned=2">15处，覆盖全部街道。'
@@ -166,6 +174,10 @@ def test_admin_passwords_are_salted_hashes(tmp_path):
     assert token.check("", "tok") and not token.check("", "tok2")
 
 
-def test_loopback_hosts():
+def test_serving_writable_pages_to_other_machines_is_warned_about():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    assert "--read-only" in exposure_warning("0.0.0.0", Access())
+    assert exposure_warning("127.0.0.1", Access()) is None
+    assert exposure_warning("0.0.0.0", Access(read_only=True)) is None
+    assert exposure_warning("0.0.0.0", Access(token="t")) is None

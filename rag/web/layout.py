@@ -19,12 +19,13 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from .. import feedback
+from .. import feedback as feedback_store
 from ..errors import RagError
 from . import handlers
 from .messages import SUPPORTED_LIST, error_text
@@ -60,7 +61,8 @@ def _chat_template() -> str:
 <div class="rag-bar rag-undo" hidden>已清空对话。<button type="button" class="rag-link">撤销</button></div>
 <form class="rag-ask" autocomplete="off">
 <label class="rag-sr" for="rag-question">问题</label>
-<textarea id="rag-question" rows="1" aria-label="问题" placeholder="输入问题，按回车提问（Shift+回车换行）"></textarea>
+<textarea id="rag-question" rows="1" aria-label="问题" placeholder="输入问题，按回车提问"
+title="回车提问，Shift+回车换行"></textarea>
 <button type="submit" class="rag-btn rag-btn-primary" id="rag-ask">提问</button>
 </form>
 <div class="rag-filter-row">
@@ -128,18 +130,9 @@ def _docs_value(old: Any, notice: str = "", failed: list[dict] | None = None) ->
                        "selected": []}, ensure_ascii=False)
 
 
-def build_app(kb, access=None) -> gr.Blocks:
-    """The Gradio app over one shared :class:`~rag.knowledge_base.KnowledgeBase`; ``access``
-    (:class:`~rag.web.server.Access`) decides who may upload and delete (default: anyone)."""
-    from .server import Access
+def _reading(kb) -> dict[str, Callable]:
+    """The widgets' server functions, by the name their JavaScript calls: open to every visitor."""
 
-    access = access or Access()
-    uploads = Path(kb.folder) / UPLOADS
-    ProgressEmbedder.install(kb)
-    jobs: dict[str, UploadJob] = {}
-    jobs_lock = threading.Lock()
-
-    # -- read: server functions called by the widgets ------------------------------------
     def ask(data: dict) -> dict:
         return handlers.chat_reply(kb, data)
 
@@ -156,26 +149,30 @@ def build_app(kb, access=None) -> gr.Blocks:
     def original(doc_id: Any) -> dict:
         return handlers.original(kb, doc_id)
 
-    def give_feedback(data: dict) -> dict:
+    def feedback(data: dict) -> dict:
         data = data if isinstance(data, dict) else {}
         try:
-            line = feedback.record(str(data.get("turn") or ""), str(data.get("vote") or ""), data.get("answer") or {})
-            feedback.append(kb.folder, line)
+            line = feedback_store.record(str(data.get("turn") or ""), str(data.get("vote") or ""), data.get("answer") or {})
+            feedback_store.append(kb.folder, line)
         except (ValueError, OSError) as exc:
             log.warning("feedback not saved: %s", exc)
             return {"ok": False}
         return {"ok": True}
 
-    give_feedback.__name__ = "feedback"
+    return {fn.__name__: fn for fn in (ask, documents, preview, original, feedback)}
 
-    # -- write: Gradio events, checked on the server --------------------------------------
-    def refusal(is_admin: bool) -> str | None:
-        return access.refusal(is_admin)
+
+def _writing(kb, access) -> dict[str, Callable]:
+    """The events that change the knowledge base; each checks ``access`` on the server."""
+    uploads = Path(kb.folder) / UPLOADS
+    ProgressEmbedder.install(kb)
+    jobs: dict[str, UploadJob] = {}
+    jobs_lock = threading.Lock()
 
     def upload(files, docs_value, is_admin: bool, request: gr.Request):
         keep = gr.update()
         paths = [Path(f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", f)) for f in (files or [])]
-        refused = refusal(is_admin)
+        refused = access.refusal(is_admin)
         if refused or not paths:
             text = refused or f"请先选择要上传的文件（支持 {SUPPORTED_LIST}）。"
             yield render_notice("warn", [], text), gr.update(visible=False), gr.update(interactive=True), keep, keep, keep
@@ -202,7 +199,7 @@ def build_app(kb, access=None) -> gr.Blocks:
             job.cancel()
 
     def remove_selected(docs_value, is_admin: bool):
-        refused = refusal(is_admin)
+        refused = access.refusal(is_admin)
         try:
             ids = json.loads(docs_value or "{}").get("selected") or []
         except (json.JSONDecodeError, AttributeError):
@@ -225,6 +222,17 @@ def build_app(kb, access=None) -> gr.Blocks:
             return True, render_notice("ok", [], "✓ 已以管理员身份登录：可以上传和删除文档。"), gr.update(value="")
         return False, render_notice("warn", [], "用户名或口令不正确。"), gr.update(value="")
 
+    return {fn.__name__: fn for fn in (upload, cancel_upload, remove_selected, login)}
+
+
+def build_app(kb, access=None) -> gr.Blocks:
+    """The Gradio app over one shared :class:`~rag.knowledge_base.KnowledgeBase`; ``access``
+    (:class:`~rag.web.server.Access`) decides who may upload and delete (default: anyone)."""
+    from .server import Access
+
+    access = access or Access()
+    read, write = _reading(kb), _writing(kb, access)
+
     # -- layout ----------------------------------------------------------------------------
     writable = not access.read_only
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
@@ -233,7 +241,7 @@ def build_app(kb, access=None) -> gr.Blocks:
         with gr.Tabs(elem_id="rag-tabs"):
             with gr.Tab("问答", id="chat"):
                 gr.HTML("", html_template=_chat_template(), js_on_load=static_text("chat.js"),
-                        server_functions=[ask, give_feedback, documents], apply_default_css=False,
+                        server_functions=[read["ask"], read["feedback"], read["documents"]], apply_default_css=False,
                         elem_id="rag-chat")
             with gr.Tab("知识库", id="kb"):
                 if writable and access.login_required:
@@ -255,20 +263,20 @@ def build_app(kb, access=None) -> gr.Blocks:
                     gr.HTML(render_notice("info", [], "只读模式：可以查看和提问，不能上传或删除文档。"),
                             js_on_load=None, elem_id="rag-read-only")
                 docs = gr.HTML(_docs_value(""), html_template=_docs_template(writable), js_on_load=static_text("docs.js"),
-                               server_functions=[documents, preview, original], apply_default_css=False,
+                               server_functions=[read["documents"], read["preview"], read["original"]], apply_default_css=False,
                                elem_id="rag-docs")
 
         # -- events --------------------------------------------------------------------------
         private: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
         if writable:
             files.upload(lambda: "", None, upload_msg, **private)  # a stale message goes once files are picked
-            add_btn.click(upload, [files, docs, is_admin], [upload_msg, cancel_btn, add_btn, files, docs, header],
+            add_btn.click(write["upload"], [files, docs, is_admin], [upload_msg, cancel_btn, add_btn, files, docs, header],
                           concurrency_limit=None, **private)
-            cancel_btn.click(cancel_upload, None, None, concurrency_limit=None, **private)
-            docs.remove_selected(remove_selected, [docs, is_admin], [docs, header], **private)
+            cancel_btn.click(write["cancel_upload"], None, None, concurrency_limit=None, **private)
+            docs.remove_selected(write["remove_selected"], [docs, is_admin], [docs, header], **private)
             if access.login_required:
-                login_btn.click(login, [user, password], [is_admin, login_msg, password], **private)
-                password.submit(login, [user, password], [is_admin, login_msg, password], **private)
+                login_btn.click(write["login"], [user, password], [is_admin, login_msg, password], **private)
+                password.submit(write["login"], [user, password], [is_admin, login_msg, password], **private)
         app.load(lambda: header_html(kb), None, header, **private)
 
         def ask_api(question: str, top_k: int = DEFAULT_TOP_K, previous: str = "") -> dict:

@@ -124,6 +124,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def exposure_warning(host: str, access: Access) -> str | None:
+    """The warning for serving writable pages to other machines, or None."""
+    if is_loopback(host) or access.read_only or access.login_required:
+        return None
+    return (f"warning: serving on {host}, which other machines can reach, and anyone who reaches it can "
+            f"upload and delete documents. Use --read-only, or set {TOKEN_ENV} or --auth-file for an admin login.")
+
+
 def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True, quiet: bool = False) -> str:
     """Serve ``app`` locally: no share link, system fonts, queue shared by all sessions.
     Returns the local URL (when ``block`` is False the call returns at once)."""
@@ -163,10 +171,9 @@ def serve(index_dir: str | os.PathLike = "index", host: str = "127.0.0.1", port:
     from .layout import build_app
 
     access = Access.from_options(read_only, auth_file)
-    if not is_loopback(host) and not (access.read_only or access.login_required):
-        print(f"warning: serving on {host}, which other machines can reach, and anyone who reaches it can "
-              f"upload and delete documents. Use --read-only, or set {TOKEN_ENV} or --auth-file for an "
-              "admin login.", file=sys.stderr)
+    warning = exposure_warning(host, access)
+    if warning:
+        print(warning, file=sys.stderr)
     kb = KnowledgeBase(index_dir, generator=generator)
     kb.warm_up(background=True)  # the first upload and question need not wait for the models
     if seed is not None and not kb.documents():
