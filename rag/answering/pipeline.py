@@ -4,6 +4,7 @@ from components given by name or as objects."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from .base import Reader, Reranker
 from .gate import AnswerGate
 
 READERS = ("model", "rules")
+_ARTICLE_RE = re.compile(r"第[一二三四五六七八九十百千零〇两0-9]+条")
+_COUNTRY = "中华人民共和国"
 RERANK_DEPTH = 5  # candidates the reranker reads: the top_k the reader sees, at the speed target (README)
 
 
@@ -53,6 +56,18 @@ def make_reranker(spec: str | Reranker | None, reader: Reader) -> Reranker | Non
     return spec
 
 
+def named(question: str, p: Passage) -> int:
+    """How exactly the question names the passage: the article it asks for (「第五十三条」) is
+    the passage's own heading, and the document's title (less 中华人民共和国) is in the question.
+    The reranker reads neither structure; a law question that names both wants that article."""
+    asked = _ARTICLE_RE.findall(question)
+    if not asked:
+        return 0
+    last = p.heading.rsplit(" > ", 1)[-1] if p.heading else ""
+    title = p.title.removeprefix(_COUNTRY)
+    return int(any(last.startswith(a) for a in asked)) + int(bool(title) and title in question)
+
+
 @dataclass
 class Pipeline:
     reader: Reader
@@ -65,7 +80,7 @@ class Pipeline:
         if self.reranker is None or not candidates:
             return candidates
         head = self.reranker.rerank(question, candidates[: self.rerank_depth])
-        return head + candidates[self.rerank_depth:]
+        return sorted(head, key=lambda p: -named(question, p)) + candidates[self.rerank_depth:]
 
     def answer(self, question: str, passages: Sequence[Passage],
                index_evidence: Callable[[Sequence[Passage]], tuple[float, list[float], bool]]) -> Answer:
