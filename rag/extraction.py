@@ -654,11 +654,11 @@ class _Candidate:
     confidence: float = 0.0
 
 
-def _trim(norm: str, start: int, end: int) -> tuple[int, int]:
-    """Shrink [start, end) past surrounding whitespace and punctuation."""
-    while start < end and norm[start] in _EDGE_TRIM:
+def _trim(norm: str, start: int, end: int, edges: str = _EDGE_TRIM) -> tuple[int, int]:
+    """Shrink [start, end) past surrounding ``edges`` (whitespace and punctuation)."""
+    while start < end and norm[start] in edges:
         start += 1
-    while end > start and norm[end - 1] in _EDGE_TRIM:
+    while end > start and norm[end - 1] in edges:
         end -= 1
     return start, end
 

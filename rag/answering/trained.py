@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ..extraction import _trim
 from ..types import Passage, Span
 from .model import ReaderNetwork, Scored
 
@@ -79,7 +80,8 @@ class TrainedReader:
         evidence breaks its near-ties (two versions of one law's article differ in the
         title only). Each passage's score becomes its relevance probability."""
         scored = self.scores(question, passages)
-        order = sorted(range(len(passages)), key=lambda i: -mixed(scored, passages, self.retrieval_weight)[i])
+        order_by = mixed(scored, passages, self.retrieval_weight)
+        order = sorted(range(len(passages)), key=lambda i: -order_by[i])
         return [replace(passages[i], score=_sigmoid(scored[i].relevance)) for i in order]
 
     def read(self, question: str, passages: Sequence[Passage], evidence: Sequence[float] = ()) -> Span | None:
@@ -95,7 +97,7 @@ class TrainedReader:
             return None
         text = passages[best].text
         start, end = scored[best].start, scored[best].end
-        start, end = _strip(text, start, end)
+        start, end = _trim(text, start, end, _STRIP)
         if end <= start:
             return None
         start, end = complete_quantity(question, text, start, end)
@@ -115,15 +117,7 @@ def _key(question: str, p: Passage) -> str:
     return hashlib.sha256(f"{question}\x00{p.title}\x00{p.text}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-_STRIP = " \t\r\n\u3000，,。；;：:、"
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start] in _STRIP:
-        start += 1
-    while end > start and text[end - 1] in _STRIP:
-        end -= 1
-    return start, end
+_STRIP = " \t\r\n\u3000，,。；;：:、"  # a model span keeps its brackets and quotes
 
 
 def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
