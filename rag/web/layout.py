@@ -253,8 +253,9 @@ def build_app(kb, access=None) -> gr.Blocks:
                         login_btn = gr.Button("登录", scale=1, elem_id="rag-login-btn")
                     login_msg = gr.HTML("", js_on_load=None, elem_id="rag-login-msg")
                 if writable:
-                    files = gr.File(label=f"上传文档（{SUPPORTED_LIST}，可多选）", file_count="multiple",
-                                    elem_id="rag-upload", height=150)
+                    files = gr.File(label="上传文档", file_count="multiple", elem_id="rag-upload", height=150)
+                    gr.HTML(f'<div class="rag-muted rag-upload-note">支持 {SUPPORTED_LIST}，一次可选多个文件。</div>',
+                            js_on_load=None)
                     with gr.Row():
                         add_btn = gr.Button("添加到知识库", variant="primary", elem_id="rag-add")
                         cancel_btn = gr.Button("取消上传", variant="stop", visible=False, elem_id="rag-cancel")
