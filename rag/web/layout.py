@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ EXAMPLE_QUESTIONS = (
 )
 DEFAULT_TOP_K = 5  # the CLI's and the API's default too
 POLL_SECONDS = 0.4  # how often a running upload reports its progress
+FAILED_LOGIN_PAUSE = 1.0  # seconds a wrong admin login waits before it is answered
 
 
 def _chat_template() -> str:
@@ -220,6 +222,7 @@ def _writing(kb, access) -> dict[str, Callable]:
     def login(user: str, password: str):
         if access.check(user or "", password or ""):
             return True, render_notice("ok", [], "✓ 已以管理员身份登录：可以上传和删除文档。"), gr.update(value="")
+        time.sleep(FAILED_LOGIN_PAUSE)  # slows down guessing
         return False, render_notice("warn", [], "用户名或口令不正确。"), gr.update(value="")
 
     return {fn.__name__: fn for fn in (upload, cancel_upload, remove_selected, login)}
