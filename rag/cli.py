@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
+import signal
 import sys
 from pathlib import Path
 
 from .errors import RagError
 
 NOT_FOUND = "未找到相关内容 (nothing relevant was found in the knowledge base)"
+# control characters, line and paragraph separators, bidi controls, lone surrogates
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def shown(text: object) -> str:
+    """``text`` as one safe terminal line: a newline, escape sequence or bidi control in a
+    file name or title is printed escaped (``\\n``, ``\\x1b``), never raw."""
+    return _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text))
 
 
 def _kb(args, **kwargs):
     from .knowledge_base import KnowledgeBase
 
-    for key in ("commit_every", "lock_timeout"):
+    for key in ("commit_every", "commit_seconds", "lock_timeout", "reader", "reranker"):
         if getattr(args, key, None) is not None:
             kwargs.setdefault(key, getattr(args, key))
     return KnowledgeBase(args.index_dir, getattr(args, "model", None), **kwargs)
@@ -27,9 +37,10 @@ def cmd_index(args) -> int:
     report = kb.add(args.paths, prune=getattr(args, "prune", False), progress=not args.quiet)
     for path, reason in report.failed:
         head, sep, rest = reason.partition(": ")  # reasons often start with the path already
-        print(f"skipped {path}: {rest if sep and Path(head).name == Path(path).name else reason}", file=sys.stderr)
+        print(f"skipped {shown(path)}: {shown(rest if sep and Path(head).name == Path(path).name else reason)}",
+              file=sys.stderr)
     for path, twin in report.duplicates:
-        print(f"skipped {path}: same text as {twin}", file=sys.stderr)
+        print(f"skipped {shown(path)}: same text as {shown(twin)}", file=sys.stderr)
     stats = kb.stats()
     rate = report.chunks / report.seconds if report.seconds else 0.0
     print(f"{report.summary()} ({rate:.1f} chunks/s); index {args.index_dir}: "
@@ -46,27 +57,72 @@ def cmd_remove(args) -> int:
 def cmd_ask(args) -> int:
     from .store import MANIFEST
 
+    generator = _generator(args)
     kb = _kb(args)
     if not (Path(args.index_dir) / MANIFEST).is_file():  # not a silent "nothing found"
         raise RagError(f"no index in {args.index_dir}; build one first: rag index PATH --index-dir {args.index_dir}")
-    result = kb.answer(args.question, top_k=args.top_k)
+    filters = {k: v for k, v in (("since", args.since), ("until", args.until), ("doc_type", args.doc_type)) if v}
+    result = kb.answer(args.question, top_k=args.top_k, filters=filters or None)
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        out = result.to_dict()
+        if generator is not None:
+            from .answering import write_answer
+
+            written = write_answer(result, generator)
+            out["written"] = written.to_dict() if written else None
+        print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
     if result.text is None:
         print(NOT_FOUND)
-        if result.passages:
-            print("最接近的段落 (closest passages, not an answer):")
     else:
         top = result.passages[result.span.passage]
         print(f"答案: {result.text}    (confidence {result.confidence:.2f})")
         print(f"依据: {result.evidence}")
-        print(f"出处: {top.title}  {top.published or ''}  {top.source}")
+        page = f"  (答案在第{result.page}页)" if result.page else ""
+        print(f"出处: {shown(top.citation())}  {shown(top.source)}{page}")
+    if generator is not None:
+        _print_written(result, generator)
+    if result.text is None and result.passages:
+        print("最接近的段落 (closest passages, not an answer):")
     for rank, p in enumerate(result.passages, 1):
         text = " ".join(p.text.split())
-        print(f"\n[{rank}] {p.score:.3f}  {p.title} | {p.published or '-'} | {p.source} [{p.start}:{p.end}]")
+        where = f" | 第{p.page}页" if p.page else ""
+        where += f" | {p.heading}" if p.heading else ""
+        print(f"\n[{rank}] {p.score:.3f}  {shown(p.title)} | {p.published or '-'}{where} | {shown(p.source)} "
+              f"[{p.start}:{p.end}]")
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
+
+
+def _generator(args):
+    """The LLM client the --llm-* options describe, or None without --llm-url."""
+    if not getattr(args, "llm_url", None):
+        return None
+    from .answering import Generator
+
+    if not args.llm_model:
+        raise RagError("--llm-url needs --llm-model NAME (the model name the endpoint serves)")
+    return Generator(args.llm_url, args.llm_model, timeout=args.llm_timeout)
+
+
+def _print_written(result, generator) -> None:
+    """Stream the written answer, then its checks; [n] are the passages listed below."""
+    from .answering import WrittenAnswer, stream_answer
+
+    print(f"\n生成的回答 ({generator.model}; [n] = the passages below):")
+    final = None
+    for item in stream_answer(result, generator):
+        if isinstance(item, WrittenAnswer):
+            final = item
+        else:
+            print(item, end="", flush=True)
+    if final is None:
+        print("未调用生成模型：检索未找到相关内容")
+        return
+    if final.text:
+        print()
+    for line in final.check_lines():
+        print(line)
 
 
 def cmd_status(args) -> int:
@@ -77,9 +133,10 @@ def cmd_status(args) -> int:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
     for key, value in stats.items():
-        print(f"{key:>14}: {value}")
+        print(f"{key:>14}: {shown(value)}")
     for doc in kb.documents():
-        print(f"  {doc['doc_id']}  {doc['chunks']:>4} chunks  {doc['published'] or '-':<16}  {doc['title']}  ({doc['source']})")
+        print(f"  {shown(doc['doc_id'])}  {doc['chunks']:>4} chunks  {shown(doc['published'] or '-'):<16}  "
+              f"{shown(doc['title'])}  ({shown(doc['source'])})")
     return 0
 
 
@@ -104,7 +161,7 @@ def cmd_serve(args) -> int:
         print(f"{args.add_admin} can now log in as admin with --auth-file {args.auth_file}")
         return 0
     server.serve(index_dir=args.index_dir, host=args.host, port=args.port, read_only=args.read_only,
-                 auth_file=args.auth_file)
+                 auth_file=args.auth_file, generator=_generator(args))
     return 0
 
 
@@ -127,10 +184,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering over Chinese policy articles.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_llm(p):
+        g = p.add_argument_group("written answers (optional; the only network use, to this address only)")
+        g.add_argument("--llm-url", default=None, metavar="URL",
+                       help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (vLLM) or "
+                            "http://127.0.0.1:11434/v1 (Ollama); API key from $RAG_LLM_API_KEY")
+        g.add_argument("--llm-model", default=None, metavar="NAME", help="model name the endpoint serves")
+        g.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="longest wait for the connection and each piece of the reply (default 60)")
+        return p
 
     def with_index(p, model: bool = True):
         p.add_argument("--index-dir", default="index", help="index folder (default: index)")
@@ -141,12 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_text in (("index", "index files and folders (incremental)"), ("add", "add or update files")):
         p = with_index(sub.add_parser(name, help=help_text))
-        p.add_argument("paths", nargs="+", help=".txt .md .html .pdf .docx files or folders")
+        p.add_argument("paths", nargs="+", help="files (.txt .md .html .pdf .docx .doc .xlsx .csv .pptx, images) or folders")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         if name == "index":
             p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
         p.add_argument("--commit-every", type=_positive_int, default=None, metavar="N",
                        help="commit a new index generation every N chunks (default 2000)")
+        p.add_argument("--commit-seconds", type=_seconds, default=None, metavar="S",
+                       help="and at least every S seconds of work, so a crash keeps what was embedded (default 60)")
         p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                        help="how long to wait for another writer of the index (default 600)")
         p.set_defaults(func=cmd_index)
@@ -157,10 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for another writer of the index (default 600)")
     p.set_defaults(func=cmd_remove)
 
-    p = with_index(sub.add_parser("ask", help="answer a question"), model=False)
+    def answering(p):
+        p.add_argument("--reader", default=None, choices=("model", "rules"),
+                       help="who reads the passages: the trained model (default) or the rules")
+        p.add_argument("--reranker", default=None, metavar="model|none|PATH",
+                       help="reorder the candidates with the trained model (default), not at all, "
+                            "or a local CrossEncoder folder")
+        return p
+
+    p = answering(with_index(sub.add_parser("ask", help="answer a question"), model=False))
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--since", help="only documents dated on or after this day (2026-01-01, 2026-01 or 2026)")
+    p.add_argument("--until", help="only documents dated on or before this day (inclusive)")
+    p.add_argument("--doc-type", "--source-type", dest="doc_type", help="only documents of this type (通知, 报告, 法律 …)")
+    with_llm(p)
     p.set_defaults(func=cmd_ask)
 
     for name in ("status", "info"):
@@ -168,8 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("eval", help="evaluate on a benchmark folder (passages.jsonl + questions.jsonl)")
+    p = answering(sub.add_parser("eval", help="evaluate on a benchmark folder (passages.jsonl + questions.jsonl)"))
     p.add_argument("bench_dir")
+    p.add_argument("--split", default="all", choices=("all", "heldout", "train"),
+                   help="only questions whose passage the reader was not trained on (heldout), or was (train)")
     p.add_argument("--limit", type=int, default=None, help="a fixed random sample of N questions (seed 0)")
     p.add_argument("--model", default=None)
     p.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
@@ -181,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("serve", help="start the web app"), model=False)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    with_llm(p)
     p.add_argument("--read-only", action="store_true", help="no uploads or deletes, in the page or through the API")
     p.add_argument("--auth-file", default=None, metavar="FILE",
                    help="admins (user:salted hash lines) who may upload and delete after logging in; "
@@ -201,14 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if hasattr(signal, "SIGXFSZ"):  # over a file-size limit: a write error we report, not a core dump
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return args.func(args)
     except RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stderr.close()
         return 0
+    except OSError as exc:  # not one of ours: still one line, not a traceback
+        print(f"error: {shown(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged since its last completed step", file=sys.stderr)
         return 130

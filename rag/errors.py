@@ -31,3 +31,8 @@ class IndexLockedError(StoreError):
 
 class ModelError(RagError):
     """An embedding or reranking model could not be loaded."""
+
+
+class IndexWriteError(StoreError):
+    """Writing the index failed (disk full, file-size limit, permission, read-only disk, I/O
+    error); the previous generation is still current and whole."""

@@ -16,13 +16,16 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .chunking import ChunkSettings, chunk_text
+from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
+from .chunking import ChunkSettings, chunk_text, retrieval_text
 from .embedding import file_sha256
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
-from .retrieval import MODES, AnswerGate, FusionSettings, Hit
+from .filters import OVERFETCH, Filters
+from .retrieval import MODES, FusionSettings, Hit
 from .retrieval import search as hybrid_search
 from .store import (
     FORMAT_VERSION,
@@ -31,6 +34,7 @@ from .store import (
     WriteLock,
     check_model,
     empty_snapshot,
+    has_headings,
     load_snapshot,
     read_manifest,
     rebuild_hint,
@@ -38,13 +42,20 @@ from .store import (
 )
 from .types import Answer, Document, Passage
 
+if TYPE_CHECKING:
+    from .answering.generate import Generator
+
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 100
 EMBED_SLICE = 2048  # texts per embedder call (bounds tokenizer and activation memory)
+EMBED_BATCH = 128  # chunks embedded as soon as this many wait, so a commit by time has vectors to write
+COMMIT_OVERHEAD = 10  # commit at most every COMMIT_OVERHEAD x the last commit's duration (<= ~10% of a run)
 # zero-width and bidi marks, C0/C1 controls, and lone surrogates (from a bad byte in argv or
 # a JSON "\ud800"), which no tokenizer or encoder can take
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -97,9 +108,20 @@ def _sha(data: bytes | str, n: int = 64) -> str:
     return hashlib.sha256(raw).hexdigest()[:n]
 
 
-def retrieval_text(title: str, chunk: str) -> str:
-    """What the retrievers see: the chunk with its title as context."""
-    return chunk if not title or chunk.startswith(title) else f"{title}\n{chunk}"
+def source_name(path: Path) -> str:
+    """The absolute path that identifies a file's document."""
+    return _valid_text(str(path.resolve()))
+
+
+def _valid_text(name: str) -> str:
+    """A file name that is not valid UTF-8 (lone surrogates from the file system) with its
+    odd bytes as ``\\xNN`` escapes: SQLite, hashing, tokenizers and printing need real
+    text, and the same file always gets the same name."""
+    def escape(m: re.Match[str]) -> str:
+        code = ord(m[0])
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return _SURROGATE.sub(escape, name)
 
 
 @dataclass
@@ -108,11 +130,19 @@ class _Pending:
 
     docs: list[tuple[Document, str | None]] = field(default_factory=list)  # (document, file hash)
     replace: list[str] = field(default_factory=list)  # doc ids whose old rows go
-    chunk_rows: list[tuple[str, int, int, int]] = field(default_factory=list)
+    chunk_rows: list[tuple[str, int, int, int, str]] = field(default_factory=list)  # doc, idx, start, end, heading
     texts: list[str] = field(default_factory=list)
+    # embedded so far: the vectors of each distinct text (in order of first appearance),
+    # and for texts[i], i < len(rows), the row of its vector
+    vectors: list[np.ndarray] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    first: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.chunk_rows)
+
+    def unembedded(self) -> int:
+        return len(self.texts) - len(self.rows)
 
 
 class KnowledgeBase:
@@ -122,6 +152,11 @@ class KnowledgeBase:
     it is written on the first ``add``. ``model`` names the embedding model (default: the
     bundled multilingual-e5-small); opening an index built with another model is an
     ``IndexMismatchError``.
+
+    A long ``add`` commits what it has embedded every ``commit_every`` chunks and every
+    ``commit_seconds`` (stretched to 10x the last commit's duration, so commits never take
+    more than ~10% of a run; 0: after every document), so a crash loses at most that much
+    work and a rerun skips what was committed.
     """
 
     def __init__(
@@ -133,9 +168,12 @@ class KnowledgeBase:
         chunk_overlap: int = 200,
         tokenizer: str = "bigram",
         fusion: FusionSettings | None = None,
-        reranker: str | None = None,
+        reader: str | Reader | None = None,
+        reranker: str | Reranker | None = None,
         lock_timeout: float = 600.0,
         commit_every: int = 2000,
+        commit_seconds: float = 60.0,
+        generator: Generator | None = None,
     ) -> None:
         from .embedding import load_embedder
 
@@ -143,6 +181,7 @@ class KnowledgeBase:
         self.fusion = fusion or FusionSettings()
         self.lock_timeout = lock_timeout
         self.commit_every = commit_every
+        self.commit_seconds = commit_seconds
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._query_cache: dict[str, np.ndarray] = {}
@@ -158,9 +197,10 @@ class KnowledgeBase:
         settings = (manifest or {}).get("chunking") or {"size": chunk_size, "overlap": chunk_overlap}
         self.chunking = ChunkSettings(**settings)
         self.tokenizer = (manifest or {}).get("tokenizer", tokenizer)
-        self._reranker_spec = reranker
-        self._reranker = None
+        reader_obj = make_reader(reader)
+        self.pipeline = Pipeline(reader_obj, make_reranker(reranker, reader_obj))
         self._progress = False
+        self.generator = generator  # optional written answers: rag.answering.write_answer / stream_answer
 
     # -- state -------------------------------------------------------------------------
     def _current(self) -> Snapshot | None:
@@ -241,7 +281,7 @@ class KnowledgeBase:
 
         def items():
             for path in _progress(files, progress, "indexing"):
-                source = str(path.resolve())
+                source = source_name(path)
                 try:
                     fh = file_sha256(path)
                     yield source, fh, (lambda path=path, source=source: _with_source(read_file(path), source))
@@ -251,7 +291,7 @@ class KnowledgeBase:
         def prune_sources(known: dict[str, str]) -> list[str]:
             if not prune:
                 return []
-            seen = {str(f.resolve()) for f in files}
+            seen = {source_name(f) for f in files}
             return [
                 doc_id for source, doc_id in known.items()
                 if source not in seen and any(Path(source).is_relative_to(r) for r in roots)
@@ -282,7 +322,7 @@ class KnowledgeBase:
                 for ref in refs:
                     row = con.execute(
                         "SELECT id FROM documents WHERE id = ? OR source = ? OR source = ?",
-                        (ref, ref, str(Path(ref).resolve()) if ref else ref),
+                        (ref, ref, source_name(Path(ref)) if ref else ref),
                     ).fetchone()
                     if row is None:
                         raise RagError(f"no document {ref!r} in {self.folder}; `rag status` lists them")
@@ -302,6 +342,7 @@ class KnowledgeBase:
                          con.execute("SELECT id, source, file_hash, content_hash FROM documents")}
             by_content = {ch: s for s, (_, _, ch) in known.items()}
             pending = _Pending()
+            commit_at = time.monotonic() + self.commit_seconds
             for source, file_hash, load in items:
                 old = known.get(source)
                 if old is not None and file_hash is not None and old[1] == file_hash:
@@ -331,9 +372,11 @@ class KnowledgeBase:
                     report.added.append(source)
                 by_content[content] = source
                 self._prepare(pending, doc, file_hash)
-                if len(pending) >= self.commit_every:
+                if pending.unembedded() >= EMBED_BATCH:
+                    self._embed(pending)
+                if len(pending) >= self.commit_every or time.monotonic() >= commit_at:
                     report.chunks += len(pending)
-                    snap = self._commit(snap, pending)
+                    snap, commit_at = self._timed_commit(snap, pending)
                     pending = _Pending()
             for doc_id in prune_sources({s: v[0] for s, v in known.items()}):
                 pending.replace.append(doc_id)
@@ -344,38 +387,49 @@ class KnowledgeBase:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def _timed_commit(self, snap: Snapshot, pending: _Pending) -> tuple[Snapshot, float]:
+        """Commit ``pending``; returns the new snapshot and when the next commit by time is due."""
+        self._embed(pending)
+        start = time.monotonic()
+        snap = self._commit(snap, pending)
+        cost = time.monotonic() - start
+        log.info("committed %d chunks in %.2f s", len(pending), cost)
+        interval = max(self.commit_seconds, COMMIT_OVERHEAD * cost) if self.commit_seconds > 0 else 0.0
+        return snap, time.monotonic() + interval
+
     def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None) -> None:
         chunks = chunk_text(doc.text, doc.doc_id, self.chunking)
         pending.docs.append((doc, file_hash))
-        pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end) for c in chunks)
-        pending.texts.extend(retrieval_text(doc.title, c.text) for c in chunks)
+        pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end, c.heading) for c in chunks)
+        pending.texts.extend(retrieval_text(doc.title, c.text, c.heading) for c in chunks)
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        """Vectors of ``texts``: each distinct text is embedded once (a document that repeats
-        itself, or boilerplate shared by many chunks), in slices of :data:`EMBED_SLICE`, so
-        the embedder's memory stays bounded however many chunks one document has."""
-        first: dict[str, int] = {}
-        inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), np.int64, len(texts))
-        unique = list(first)
-        del first
+    def _embed(self, pending: _Pending) -> None:
+        """Embed the texts of ``pending`` that have no vector yet. Each distinct text is
+        embedded once per commit (a document that repeats itself, or boilerplate shared by
+        many chunks), in slices of :data:`EMBED_SLICE`, so the embedder's memory stays
+        bounded however many chunks one document has."""
+        new: list[str] = []
+        for text in pending.texts[len(pending.rows):]:
+            row = pending.first.get(text)
+            if row is None:
+                row = pending.first[text] = len(pending.first)
+                new.append(text)
+            pending.rows.append(row)
         bar = None
-        if self._progress and len(unique) > EMBED_SLICE:
+        if self._progress and len(new) > EMBED_SLICE:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(unique), desc="embedding", unit="chunk")
-        out = None
+            bar = tqdm(total=len(new), desc="embedding", unit="chunk")
         try:
-            for lo in range(0, len(unique), EMBED_SLICE):
-                part = self.embedder.embed_passages(unique[lo:lo + EMBED_SLICE], progress=self._progress and bar is None)
-                if out is None:
-                    out = np.empty((len(unique), part.shape[1]), np.float32)
-                out[lo:lo + len(part)] = part
+            for lo in range(0, len(new), EMBED_SLICE):
+                part = self.embedder.embed_passages(
+                    new[lo:lo + EMBED_SLICE], progress=self._progress and bar is None and len(new) > 2 * EMBED_BATCH)
+                pending.vectors.append(np.asarray(part, np.float32))
                 if bar is not None:
                     bar.update(len(part))
         finally:
             if bar is not None:
                 bar.close()
-        return out if len(unique) == len(texts) else out[inverse]
 
     def _commit(self, snap: Snapshot, pending: _Pending) -> Snapshot:
         import faiss
@@ -391,8 +445,11 @@ class KnowledgeBase:
             bm25.remove(old_ids)
         new_ids = np.arange(bm25.size, bm25.size + len(pending.chunk_rows), dtype=np.int64)
         if len(new_ids):
-            embedded = self._embed(pending.texts)
-            vectors.add_with_ids(np.asarray(embedded, np.float32), new_ids)
+            self._embed(pending)
+            embedded = np.concatenate(pending.vectors)
+            if len(pending.first) < len(pending.rows):  # repeated texts share a vector
+                embedded = embedded[np.asarray(pending.rows)]
+            vectors.add_with_ids(embedded, new_ids)
             bm25.add(new_ids, pending.texts)
         now = time.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -409,7 +466,7 @@ class KnowledgeBase:
                   counts.get(d.doc_id, 0)) for d, fh in pending.docs],
             )
             con.executemany(
-                'INSERT INTO chunks (id, doc_id, idx, start, "end") VALUES (?,?,?,?,?)',
+                'INSERT INTO chunks (id, doc_id, idx, start, "end", heading) VALUES (?,?,?,?,?,?)',
                 [(int(i), *row) for i, row in zip(new_ids, pending.chunk_rows)],
             )
 
@@ -428,67 +485,73 @@ class KnowledgeBase:
             self._query_cache[question] = vec
         return vec
 
-    def search(self, question: str, top_k: int = 5, mode: str = "hybrid") -> list[Passage]:
-        """The ``top_k`` passages that best match ``question``, best first."""
+    def search(self, question: str, top_k: int = 5, mode: str = "hybrid", filters: dict | None = None) -> list[Passage]:
+        """The ``top_k`` passages that best match ``question``, best first: the retriever's
+        candidates (``mode``: hybrid, dense or bm25), the first of them reordered by the
+        reranker. ``filters`` (see :mod:`rag.filters`: since, until, doc_type, doc_ids) keep
+        only passages of matching documents, chosen from a larger candidate pool."""
         question = clean_question(question)
         check_top_k(top_k)
+        wanted = Filters.parse(filters)
         if mode not in MODES:
             raise QuestionError(f"mode must be one of {', '.join(MODES)}")
         snap = self._current()
         if snap is None or snap.stats.get("chunks", 0) == 0:
             return []
         qvec = self._query_vector(question) if mode != "bm25" else None
-        pool = max(top_k, self.fusion.pool)
-        hits = hybrid_search(snap, question, qvec, pool if self._reranker_spec else top_k, mode, self.fusion)
+        depth = self.pipeline.rerank_depth if self.pipeline.reranker is not None else 0
+        k = max(top_k, depth, OVERFETCH) if wanted else max(top_k, depth)
+        hits = hybrid_search(snap, question, qvec, k, mode, self.fusion)
         with _damaged_rows(snap):
-            passages = _passages(snap, hits)
-        if self._reranker_spec and passages:
-            passages = self._rerank(question, passages)
-        return passages[:top_k]
+            passages = wanted.apply(_passages(snap, hits)) if wanted else _passages(snap, hits)
+        return self.pipeline.rerank(question, passages)[:top_k]
 
-    def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
-        from .retrieval import CrossEncoderReranker
+    @property
+    def answer_gate(self) -> AnswerGate:
+        return self.pipeline.gate
 
-        if self._reranker is None:
-            self._reranker = CrossEncoderReranker(self._reranker_spec)
-        return self._reranker.rerank(question, passages)
+    @answer_gate.setter
+    def answer_gate(self, gate: AnswerGate) -> None:
+        self.pipeline.gate = gate
 
-    answer_gate: AnswerGate = AnswerGate()
-
-    def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid") -> Answer:
+    def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid", filters: dict | None = None) -> Answer:
         """The short answer to ``question`` with its evidence; ``text`` is None when the
         knowledge base holds nothing relevant (the closest passages are still returned).
 
         No answer is given when the question's key terms are absent from the index, when
-        the extractor finds no span, or when the answer's confidence (extractor score and
-        the share of the question its passage holds, see :class:`AnswerGate`) is below
-        ``answer_gate.min_confidence``; ``confidence`` then says how close it came."""
-        from .extraction import extract_answer
-
+        the reader finds no span, or when its confidence is below the gate's threshold
+        (:class:`rag.answering.AnswerGate`); ``confidence`` then says how close it came."""
         question = clean_question(question)
-        passages = self.search(question, top_k=top_k, mode=mode)
+        passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
         snap = self._current()
-        if not passages or snap is None:
+        if snap is None:
             return Answer(question, None, tuple(passages), 0.0)
-        gate = self.answer_gate
-        known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in passages], np.int64))
-        if known <= 0 or gate.key_terms_missing(*snap.bm25.missing_words(question)):
-            return Answer(question, None, tuple(passages), 0.0)  # its key terms are not in the index
-        span = extract_answer(question, passages)
-        if span is None:
-            return Answer(question, None, tuple(passages), 0.0)
-        confidence = gate.confidence(span.score, float(held[span.passage]) / known)
-        if confidence < gate.min_confidence:  # the best evidence is too weak
-            return Answer(question, None, tuple(passages), confidence)
-        source = passages[span.passage].text
-        return Answer(
-            question,
-            span.text,
-            tuple(passages),
-            confidence=confidence,
-            span=span,
-            evidence=source[span.sentence_start:span.sentence_end],
-        )
+
+        def evidence(shown) -> tuple[float, list[float], bool]:
+            if not _CJK.search(question):  # another language: the lexical gate cannot judge it
+                return 1.0, [0.0] * len(shown), False
+            known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in shown], np.int64))
+            missing = self.answer_gate.key_terms_missing(*snap.bm25.missing_words(question))
+            return known, [float(h) / known if known > 0 else 0.0 for h in held], missing
+
+        return self.pipeline.answer(question, passages, evidence)
+
+    def warm_up(self, background: bool = False) -> threading.Thread | None:
+        """Load the embedding model, the reader and the reranker now, so that the first upload
+        and the first question do not wait for them; ``background=True`` does it in a
+        daemon thread (the web app's start) and returns the thread."""
+        if background:
+            thread = threading.Thread(target=self.warm_up, name="rag-warm-up", daemon=True)
+            thread.start()
+            return thread
+        t0 = time.perf_counter()
+        if hasattr(self.embedder, "warm_up"):
+            self.embedder.warm_up()
+        for part in {id(p): p for p in (self.pipeline.reader, self.pipeline.reranker)}.values():
+            if hasattr(part, "warm_up"):
+                part.warm_up()
+        log.info("warmed up in %.1f s", time.perf_counter() - t0)
+        return None
 
     def documents(self) -> list[dict]:
         """One row per document: id, title, source, published, chunks, added."""
@@ -547,21 +610,26 @@ def _passages(snap: Snapshot, hits: list[Hit]) -> list[Passage]:
         return []
     ids = [h.chunk_id for h in hits]
     with snap.connect() as con:
+        heading = "c.heading" if has_headings(con) else "''"  # indexes written before headings
         rows = {
             r[0]: r[1:]
             for r in con.execute(
-                'SELECT c.id, c.doc_id, c.start, c."end", d.title, d.source, d.published, '
+                f'SELECT c.id, c.doc_id, c.start, c."end", d.title, d.source, d.published, {heading}, d.meta, '
                 'substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id '
                 f"WHERE c.id IN ({','.join('?' * len(ids))})",
                 ids,
             )
         }
     out = []
+    metas: dict[str, dict] = {}
     for h in hits:
         if h.chunk_id not in rows:
             continue
-        doc_id, start, end, title, source, published, text = rows[h.chunk_id]
-        out.append(Passage(text, title, source, published, h.score, doc_id, start, end, h.chunk_id, h.dense, h.lexical))
+        doc_id, start, end, title, source, published, head, meta, text = rows[h.chunk_id]
+        if doc_id not in metas:
+            metas[doc_id] = json.loads(meta) if meta else {}
+        out.append(Passage(text, title, source, published, h.score, doc_id, start, end, h.chunk_id, h.dense,
+                           h.lexical, head, metas[doc_id]))
     return out
 
 
@@ -574,16 +642,16 @@ def _progress(items, enabled: bool, desc: str):
 
 
 def _with_source(doc: Document, source: str) -> Document:
-    return replace(doc, source=source)
+    return replace(doc, source=source, title=_valid_text(doc.title))  # a title may be the file name
 
 
-def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5) -> Answer:
+def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5, filters: dict | None = None) -> Answer:
     """Answer ``question`` from the index in ``index_dir`` (opened once per folder and reused)."""
     key = str(Path(index_dir).resolve())
     kb = _OPEN.get(key)
     if kb is None:
         kb = _OPEN.setdefault(key, KnowledgeBase(index_dir))
-    return kb.answer(question, top_k=top_k)
+    return kb.answer(question, top_k=top_k, filters=filters)
 
 
 _OPEN: dict[str, KnowledgeBase] = {}

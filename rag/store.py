@@ -11,11 +11,14 @@ Layout of an index folder::
 
 A write builds the next generation in a temporary folder, renames it into place and
 then replaces ``manifest.json`` atomically, so a crash at any moment leaves the previous
-generation current and whole. Old generations are removed after the switch.
+generation current and whole. Old generations are removed after the switch. A write that
+fails (disk full, file-size limit, permission, read-only disk, I/O error) removes what it
+wrote and raises :class:`IndexWriteError`; the previous generation stays current.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -24,13 +27,15 @@ import shutil
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError
+from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexWriteError
 from .lexical import BM25Index
 
 log = logging.getLogger(__name__)
@@ -46,9 +51,23 @@ CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
 CREATE INDEX IF NOT EXISTS documents_content ON documents(content_hash);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
-    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, heading TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 """
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a copied older generation's rows up to the current schema: indexes written
+    before chunks had a heading path get the column (empty for their chunks)."""
+    columns = {row[1] for row in con.execute("PRAGMA table_info(chunks)")}
+    if "heading" not in columns:
+        con.execute("ALTER TABLE chunks ADD COLUMN heading TEXT NOT NULL DEFAULT ''")
+
+
+def has_headings(con: sqlite3.Connection) -> bool:
+    """Whether a generation's chunks table has the heading column (older ones lack it and
+    are read as they are, never written in place)."""
+    return any(row[1] == "heading" for row in con.execute("PRAGMA table_info(chunks)"))
 # Test hook for the crash tests (docs/reliability.md): RAG_TEST_CRASH_AT="point" or "point:n"
 # kills this process with SIGKILL at ``point`` of its n-th generation write (default: the
 # first). Points, in order: rows-written, before-rename, after-rename, after-manifest.
@@ -67,6 +86,58 @@ def _crash_point(point: str) -> None:
 
 def rebuild_hint(index_dir: Path) -> str:
     return f"Rebuild it: remove {index_dir} (or choose another --index-dir) and run `rag index PATH`."
+
+
+_AGAIN = "then run the command again"
+_FREE = f"Free space on that disk (or choose another --index-dir), {_AGAIN}."
+_WRITE_ERRNOS = {  # errno: (what happened, what to do); "{folder}" is filled in
+    errno.ENOSPC: ("the disk is full", _FREE),
+    errno.EDQUOT: ("the disk quota is used up", _FREE),
+    errno.EFBIG: ("a file would exceed the file-size limit", f"Raise the limit (ulimit -f unlimited), {_AGAIN}."),
+    errno.EACCES: ("permission denied",
+                   f"Make {{folder}} writable for this user (or choose another --index-dir), {_AGAIN}."),
+    errno.EROFS: ("the disk is read-only", f"Choose an --index-dir on a writable disk, {_AGAIN}."),
+    errno.EIO: ("an input/output error (the disk may be failing or gone)",
+                f"Check the disk (for example with dmesg), {_AGAIN}."),
+}
+_WRITE_ERRNOS[errno.EPERM] = _WRITE_ERRNOS[errno.EACCES]
+_SQLITE_ERRNOS = {"database or disk is full": errno.ENOSPC, "disk I/O error": errno.EIO,
+                  "attempt to write a readonly database": errno.EACCES, "unable to open database file": errno.EACCES}
+
+
+def _failure_errno(exc: BaseException) -> int | None:
+    """The errno behind a failed write: OSError carries it, SQLite has its own words."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    return next((code for words, code in _SQLITE_ERRNOS.items() if words in str(exc)), None)
+
+
+def write_error(folder: Path, path: Path, exc: BaseException) -> IndexWriteError:
+    """One line for a failed write: what happened, to which file, and what to do."""
+    import resource
+
+    code = _failure_errno(exc)
+    what, advice = _WRITE_ERRNOS.get(code, (None, f"Check that disk, {_AGAIN}."))
+    detail = " ".join(str(exc).split())[:300]
+    what = what or detail or type(exc).__name__
+    fsize = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if fsize != resource.RLIM_INFINITY and code in (errno.EFBIG, errno.EIO, None):
+        # SQLite reports a file-size limit as a plain I/O error
+        what += f" (the file-size limit, ulimit -f, is {fsize:,} bytes)"
+        advice = _WRITE_ERRNOS[errno.EFBIG][1]
+    return IndexWriteError(
+        f"could not write the index in {folder}: {what} (writing {path}). The index is unchanged "
+        f"since its last complete write and still answers. {advice.format(folder=folder)}"
+    )
+
+
+@contextmanager
+def _writing(folder: Path, path: Path) -> Iterator[None]:
+    """Turn a failed write of ``path`` (OSError, SQLite's OperationalError) into an IndexWriteError."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise write_error(folder, path, exc) from exc
 
 
 def _fsync_dir(path: Path) -> None:
@@ -338,57 +409,102 @@ def write_generation(snapshot: Snapshot, vectors, bm25: BM25Index, changes) -> S
     """Write a new generation = ``snapshot`` + ``changes`` and make it current.
 
     ``changes(con)`` applies the row changes to a writable copy of the SQLite store.
-    The caller holds the write lock.
+    The caller holds the write lock. A failed write raises IndexWriteError and leaves
+    nothing behind; the previous generation stays current.
     """
-    import faiss
-
     global _crash_writes
     if _CRASH_AT is not None:
         _crash_writes += 1
     vectors = fit_vector_index(vectors)
     folder = snapshot.folder
-    folder.mkdir(parents=True, exist_ok=True)
     number = int(snapshot.generation.split("-")[-1]) + 1 if snapshot.generation else 1
     name = f"gen-{number:08d}"
     tmp = folder / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    con = sqlite3.connect(tmp / "rows.sqlite")
-    try:
-        if snapshot.generation:
-            with snapshot.connect() as src:
-                src.backup(con)
-        con.executescript(_SCHEMA)
-        with con:
-            changes(con)
-        n_chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        n_docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-    finally:
-        con.close()
-    if _CRASH_AT is not None:
-        _crash_point("rows-written")
-    faiss.write_index(vectors, str(tmp / "dense.faiss"))
-    bm25.save(tmp / "bm25")
-    for path in [tmp / "rows.sqlite", tmp / "dense.faiss", *sorted((tmp / "bm25").iterdir())]:
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
     final = folder / name
-    shutil.rmtree(final, ignore_errors=True)  # leftover of a crash after rename, before manifest
-    if _CRASH_AT is not None:
-        _crash_point("before-rename")
-    os.replace(tmp, final)
-    if _CRASH_AT is not None:
-        _crash_point("after-rename")
-    manifest = dict(snapshot.manifest, generation=name, documents=n_docs, chunks=n_chunks,
-                    vector_index=vector_index_kind(vectors), updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_json_atomic(folder / MANIFEST, manifest)
+    try:
+        n_docs, n_chunks = _write_files(snapshot, tmp, vectors, bm25, changes)
+        with _writing(folder, final):
+            shutil.rmtree(final, ignore_errors=True)  # leftover of a crash after rename, before manifest
+            if _CRASH_AT is not None:
+                _crash_point("before-rename")
+            os.replace(tmp, final)
+        if _CRASH_AT is not None:
+            _crash_point("after-rename")
+        manifest = dict(snapshot.manifest, generation=name, documents=n_docs, chunks=n_chunks,
+                        vector_index=vector_index_kind(vectors), updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        with _writing(folder, folder / MANIFEST):
+            write_json_atomic(folder / MANIFEST, manifest)
+    except BaseException as exc:  # a failed write, or an interrupt: leave nothing behind
+        switched = _manifest_generation(folder) == name  # only the folder's sync after the switch failed
+        if not switched:
+            _discard(folder, tmp, final)
+        if not (switched and isinstance(exc, IndexWriteError)):
+            raise
+        log.warning("the index in %s was updated but its folder could not be synced to disk (%s)", folder, exc)
     if _CRASH_AT is not None:
         _crash_point("after-manifest")
-    _remove_old_generations(folder, keep={name, snapshot.generation})
+    try:
+        _remove_old_generations(folder, keep={name, snapshot.generation})
+    except OSError as exc:  # the new generation is current; the next write tries again
+        log.warning("could not remove old generations in %s: %s", folder, exc)
     snap = Snapshot(folder, manifest, vectors, bm25, name, (folder / MANIFEST).stat().st_mtime)
     snap.stats = {"documents": n_docs, "chunks": n_chunks}
     snap.connect()  # open (pin) the rows now, while this generation is surely current
     return snap
+
+
+def _write_files(snapshot: Snapshot, tmp: Path, vectors, bm25: BM25Index, changes) -> tuple[int, int]:
+    """Write the complete next generation into the temporary folder ``tmp`` and sync it to
+    disk; returns (documents, chunks)."""
+    import faiss
+
+    folder = snapshot.folder
+    with _writing(folder, tmp):
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    with _writing(folder, tmp / "rows.sqlite"):
+        con = sqlite3.connect(tmp / "rows.sqlite")
+        try:
+            if snapshot.generation:
+                with snapshot.connect() as src:
+                    src.backup(con)
+            con.executescript(_SCHEMA)
+            _migrate(con)
+            with con:
+                changes(con)
+            n_chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            n_docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        finally:
+            con.close()
+    if _CRASH_AT is not None:
+        _crash_point("rows-written")
+    # through Python's file: a failed write is an OSError with its errno (faiss's own file
+    # writer raises RuntimeError and prints a stray unterminated line on stderr)
+    with _writing(folder, tmp / "dense.faiss"), open(tmp / "dense.faiss", "wb") as f:
+        faiss.write_index(vectors, faiss.PyCallbackIOWriter(f.write))
+    with _writing(folder, tmp / "bm25"):
+        bm25.save(tmp / "bm25")
+    for path in [tmp / "rows.sqlite", tmp / "dense.faiss", *sorted((tmp / "bm25").iterdir())]:
+        with _writing(folder, path), open(path, "rb") as f:
+            os.fsync(f.fileno())
+    return n_docs, n_chunks
+
+
+def _manifest_generation(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("generation")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _discard(folder: Path, tmp: Path, final: Path) -> None:
+    """Remove what a failed write left: its temporary folder, the renamed generation the
+    manifest does not name, and a temporary manifest."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(final, ignore_errors=True)
+    with suppress(OSError):
+        (folder / f".{MANIFEST}.{os.getpid()}.tmp").unlink(missing_ok=True)
 
 
 def _remove_old_generations(folder: Path, keep: set[str]) -> None:
@@ -397,7 +513,8 @@ def _remove_old_generations(folder: Path, keep: set[str]) -> None:
         if path.is_dir() and path.name.lstrip(".").startswith("gen-") and path.name not in keep:
             shutil.rmtree(path, ignore_errors=True)
         elif path.name.startswith(f".{MANIFEST}.") and path.name.endswith(".tmp"):  # see write_json_atomic
-            path.unlink(missing_ok=True)
+            with suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 class WriteLock:
@@ -406,7 +523,8 @@ class WriteLock:
     def __init__(self, folder: Path, timeout: float) -> None:
         from filelock import FileLock
 
-        folder.mkdir(parents=True, exist_ok=True)
+        with _writing(folder, folder):
+            folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.timeout = timeout
         self._lock = FileLock(str(folder / ".lock"))
@@ -416,11 +534,13 @@ class WriteLock:
 
         try:
             self._lock.acquire(timeout=self.timeout)
-        except Timeout as exc:
+        except Timeout as exc:  # before OSError: filelock's Timeout is a TimeoutError
             raise IndexLockedError(
                 f"another process is writing {self.folder} (lock file {self.folder / '.lock'}); "
                 f"waited {self.timeout:g} s. Try again when it has finished."
             ) from exc
+        except OSError as exc:
+            raise write_error(self.folder, self.folder / ".lock", exc) from exc
         return self
 
     def __exit__(self, *exc) -> None:

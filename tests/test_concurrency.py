@@ -31,6 +31,11 @@ from .conftest import REPO
 from .test_knowledge_base import assert_consistent
 from .test_reliability import CITIES, ENV, assert_clean_error, rag, write_city_articles
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
+
 OLD = CITIES[:10]  # in the index before the writer starts: 公园 10..19 座
 NEW = CITIES[10:]  # added while questions run: 体育馆 40..49 座
 MB = 1 << 20

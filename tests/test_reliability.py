@@ -25,13 +25,18 @@ import pytest
 from rag import KnowledgeBase
 from rag.store import read_manifest
 
-from .conftest import REPO
+from .conftest import REPO, RULES
 from .test_knowledge_base import assert_consistent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
 
 CITIES = ["太原", "大同", "长治", "晋城", "朔州", "忻州", "吕梁", "临汾", "运城", "阳泉", "晋中", "沈阳",
           "大连", "鞍山", "抚顺", "本溪", "丹东", "锦州", "营口", "阜新"]
 # torch with its default thread count crawls on a busy 2-core machine; the tests time nothing
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", **RULES}
 
 
 def article(city: str, n: int, thing: str = "公园", unit: str = "座") -> str:
@@ -309,3 +314,100 @@ def test_damaged_rows_met_by_a_query_are_a_clear_error(index_copy):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("CLEAR") and "rows.sqlite" in result.stdout and "rag index" in result.stdout
+
+
+# -- progress that survives a kill: commits by time ----------------------------------------
+
+
+def test_commit_by_time_survives_a_kill_and_the_rerun_skips_it(tmp_path, minilm_path):
+    """``rag index --commit-seconds 0`` commits after every document (``--commit-every`` alone
+    would commit once, at the end). Killed right after its third commit, the index holds the
+    three committed documents, ``rag status`` lists them, and the rerun skips exactly them."""
+    docs = write_city_articles(tmp_path / "docs", CITIES[:6])
+    index = tmp_path / "index"
+    killed = rag("index", docs, "--index-dir", index, "--model", minilm_path, "-q", "--commit-seconds", "0",
+                 env={"RAG_TEST_CRASH_AT": "after-manifest:3"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    status = rag("status", "--index-dir", index, "--json")
+    assert status.returncode == 0, status.stderr
+    committed = {Path(d["source"]).name for d in json.loads(status.stdout)["document_list"]}
+    assert len(committed) == 3 and committed < {f"{c}.txt" for c in CITIES[:6]}
+    assert doc_count(index) == 3
+    rerun = KnowledgeBase(index).add([docs])  # in this process: same code, no torch start-up
+    assert sorted(Path(s).name for s in rerun.unchanged) == sorted(committed)
+    assert len(rerun.added) == 3 and not rerun.updated and not rerun.failed
+    kb = KnowledgeBase(index)
+    assert_consistent(kb)
+    for i, city in enumerate(CITIES[:6]):
+        assert f"公园{10 + i}座" in bm25_top(kb, f"{city}新建公园")
+
+
+def test_a_quick_run_commits_once(tmp_path, minilm_path):
+    """With the defaults (every 2,000 chunks or 60 s) a run of seconds writes one generation."""
+    docs = write_city_articles(tmp_path / "docs", CITIES[:6])
+    kb = KnowledgeBase(tmp_path / "index", model=minilm_path)
+    assert len(kb.add([docs]).added) == 6
+    assert generation_dirs(tmp_path / "index") == ["gen-00000001"]
+
+
+# -- markup in plain text, names in the listing, a noisy library -----------------------------
+
+
+def test_markup_in_plain_text_never_becomes_an_answer(tmp_path, minilm_path):
+    """「<img src=x onerror=alert(4)>」 inside a .txt answered 「几口古井」 with 4. Tags and
+    script blocks are stripped when the file is read, so the stored text (which the offsets
+    refer to) and every passage and answer are free of them."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "village.txt").write_text(
+        "银杏村概况\n\n银杏村共有<img src=x onerror=alert(4)>五口古井。<script>var wells = 9; alert(wells)</script>"
+        "村里还有<b>三座</b>石桥。<!-- 共有8口 -->\n", encoding="utf-8")
+    write_city_articles(folder, CITIES[:2])
+    kb = KnowledgeBase(tmp_path / "index", model=minilm_path)
+    kb.add([folder])
+    result = kb.answer("银杏村共有几口古井")
+    assert result.text == "五口", result
+    for p in result.passages:
+        assert not any(s in p.text for s in ("<", "alert", "onerror", "wells", "8口")), p.text
+    doc = next(d for d in kb.documents() if d["source"].endswith("village.txt"))
+    assert kb.document(doc["doc_id"]).text.endswith("银杏村共有五口古井。村里还有三座石桥。")
+    assert kb.answer("银杏村有几座石桥").text == "三座"
+
+
+def test_status_prints_control_characters_in_names_escaped(tmp_path, minilm_path):
+    """A newline (or an escape sequence, or bytes that are not UTF-8) in a file name is
+    printed escaped: one line per document, nothing raw reaches the terminal."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    names = {b"new\nline.txt": "new\\nline", b"esc\x1b[31mred.txt": "esc\\x1b[31mred", b"bad\xffbyte.txt": "bad\\xffbyte"}
+    for i, name in enumerate(names):
+        with open(os.path.join(os.fsencode(folder), name), "wb") as f:
+            f.write(article(CITIES[i], 30 + i).encode("utf-8"))
+    kb = KnowledgeBase(tmp_path / "index", model=minilm_path)
+    assert len(kb.add([folder]).added) == 3
+    status = rag("status", "--index-dir", tmp_path / "index")
+    assert status.returncode == 0, status.stderr
+    assert "\x1b" not in status.stdout
+    lines = [line for line in status.stdout.splitlines() if " chunks " in line]
+    assert len(lines) == 3
+    for shown in names.values():
+        assert sum(shown in line for line in lines) == 1, (shown, lines)
+    listing = json.loads(rag("status", "--index-dir", tmp_path / "index", "--json").stdout)["document_list"]
+    assert {Path(d["source"]).name for d in listing} == {"new\nline.txt", "esc\x1b[31mred.txt", "bad\\xffbyte.txt"}
+    again = KnowledgeBase(tmp_path / "index").add([folder])  # the same names: recognised, unchanged
+    assert len(again.unchanged) == 3 and not again.added
+
+
+def test_deeply_nested_html_reads_without_a_stray_warning(tmp_path):
+    """trafilatura gives up on a 10,000-level nested page and logs ``WARNING discarding data:
+    None``; the fallback extractor reads it, so the CLI prints nothing but its summary."""
+    page = tmp_path / "nested.html"
+    page.write_text("<html><body>" + "<div>" * 10_000 + "晋中市今年新建公园12座。" * 3 + "</div>" * 10_000
+                    + "</body></html>", encoding="utf-8")
+    code = ("import logging, sys\nlogging.basicConfig(level=logging.WARNING)\n"
+            "from rag.documents import read_file\nprint(read_file(sys.argv[1]).text)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(page)], check=False, cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "晋中市今年新建公园12座。" in result.stdout
+    assert result.stderr == ""
