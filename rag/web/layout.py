@@ -72,7 +72,8 @@ title="回车提问，Shift+回车换行"></textarea>
 <div class="rag-filter-body">
 <div class="rag-filter-row"><label for="rag-date-from">发布日期从</label>
 <input class="rag-field" type="date" id="rag-date-from"><label for="rag-date-to">到</label>
-<input class="rag-field" type="date" id="rag-date-to"></div>
+<input class="rag-field" type="date" id="rag-date-to">
+<label for="rag-doc-type">类型</label><select class="rag-field" id="rag-doc-type"><option value="">全部类型</option></select></div>
 <input class="rag-field" type="search" id="rag-filter-search" placeholder="按标题或文件名查找文档" aria-label="查找文档">
 <div class="rag-filter-docs" role="group" aria-label="只在这些文档中查找（不选则查找全部）"></div>
 <div class="rag-filter-row"><label for="rag-top-k">显示的来源段落数</label>
