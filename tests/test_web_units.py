@@ -68,16 +68,23 @@ def test_empty_knowledge_base_reply_says_what_to_do():
     assert "没有找到相关内容" in out and "上传" in out
 
 
-def test_a_scope_keeps_documents_and_dates_and_says_what_it_is():
-    assert Scope.parse({}) is None and Scope.parse({"docs": [], "from": "", "to": ""}) is None
+def test_a_scope_becomes_the_knowledge_base_filters_and_says_what_it_is():
+    assert Scope.parse({}) is None and Scope.parse({"docs": [], "from": "", "to": "", "type": ""}) is None
     scope = Scope.parse({"docs": [], "from": "2026-12-31", "to": "2026-01-01"})  # reversed: swapped
-    assert (scope.date_from, scope.date_to) == ("2026-01-01", "2026-12-31")
-    assert scope.keeps(_passage(published="2026-02-02 10:00"))
-    assert not scope.keeps(_passage(published="2024-10-07 13:21"))
-    assert not scope.keeps(_passage(published=None))  # no date: outside any date range
-    only = Scope.parse({"docs": ["d2"]})
-    assert only.keeps(_passage(doc_id="d2")) and not only.keeps(_passage(doc_id="d1"))
-    assert "2026-01-01 至 2026-12-31" in scope.label() and "1 篇" in only.label()
+    assert scope.filters() == {"since": "2026-01-01", "until": "2026-12-31"}
+    assert "2026-01-01 至 2026-12-31" in scope.label()
+    only = Scope.parse({"docs": ["d2", "d1"], "type": "报告"})
+    assert only.filters() == {"doc_type": "报告", "doc_ids": ["d1", "d2"]}
+    assert "2 篇" in only.label() and "报告" in only.label()
+
+
+def test_the_filters_keep_only_passages_in_scope():
+    from rag.filters import Filters
+
+    wanted = Filters.parse(Scope.parse({"from": "2026-01-01", "to": "2026-12-31"}).filters())
+    assert wanted.accepts(_passage(published="2026-02-02 10:00"))
+    assert not wanted.accepts(_passage(published="2024-10-07 13:21"))
+    assert not wanted.accepts(_passage(published=None))  # no date: outside any date range
 
 
 @pytest.mark.parametrize(

@@ -356,6 +356,8 @@ def test_uploads_in_chinese_bad_files_named_failures_dismissible_delete_confirme
     url, kb = webapp
     good = tmp_path / UPLOAD_NAME
     good.write_text(UPLOAD_TEXT, encoding="utf-8")
+    second = tmp_path / "taigu_water_saving.txt"
+    second.write_text("太谷区节水灌溉情况通报\n2024-06-03\n\n太谷区今年新增高效节水灌溉面积1.2万亩。\n", encoding="utf-8")
     csv = tmp_path / "data.exe"  # (.csv is read now: a table's rows become text)
     csv.write_bytes(b"MZ\x90\x00")
     empty = tmp_path / "empty.txt"
@@ -370,21 +372,21 @@ def test_uploads_in_chinese_bad_files_named_failures_dismissible_delete_confirme
         assert "将文件拖放到此处" in upload_box and "Drop File Here" not in upload_box
         assert "Use via API" not in page.locator("footer").inner_text()
         # one refused file does not spoil the selection; each one is named with its reason
-        report = upload(page, [good, csv, empty, broken])
-        assert f"{UPLOAD_NAME}：已添加" in report
+        report = upload(page, [good, csv, second, empty, broken])
+        assert f"{UPLOAD_NAME}：已添加" in report and "taigu_water_saving.txt：已添加" in report
         assert "data.exe：不支持的文件类型 .exe" in report
         assert "empty.txt：文件是空的（0 字节）" in report
         assert "broken_scan.pdf：PDF 已损坏或无法读取" in report
         for english in ("empty file", "corrupt", "Invalid file", "unsupported", "Error"):
             assert english not in report
         doc_row(page, UPLOAD_TITLE).wait_for()
-        assert page.locator("#rag-stat-docs").inner_text().startswith("2")
+        assert page.locator("#rag-stat-docs").inner_text().startswith("3")
         failed = page.locator(".rag-doc-failed")
         assert failed.count() == 3
         failed.filter(has_text="data.exe").locator(".rag-doc-dismiss").click()
         assert failed.count() == 2
         # search and status filter
-        page.locator("#rag-doc-search").fill("太谷")
+        page.locator("#rag-doc-search").fill("数字农业")
         assert page.locator(".rag-doc-title").all_inner_texts() == [UPLOAD_TITLE]
         page.locator("#rag-doc-search").fill("")
         page.locator("#rag-doc-status").select_option("failed")
@@ -402,10 +404,10 @@ def test_uploads_in_chinese_bad_files_named_failures_dismissible_delete_confirme
         assert page.locator(".rag-docs-msg").inner_text() == ""
         page.locator("#rag-doc-delete").click()
         page.locator(".rag-confirm-no").click()
-        assert doc_row(page, UPLOAD_TITLE).count() == 1 and len(kb.documents()) == 2
-        message = delete_documents(page, [])  # still selected
-        assert "已删除 1 篇" in message and UPLOAD_TITLE in message
-        page.wait_for_function("() => !document.querySelector('.rag-docs-list').innerText.includes('太谷区数字农业')")
+        assert doc_row(page, UPLOAD_TITLE).count() == 1 and len(kb.documents()) == 3
+        message = delete_documents(page, ["太谷区节水灌溉情况通报"])  # two at once, the first still selected
+        assert "已删除 2 篇" in message and UPLOAD_TITLE in message and "太谷区节水灌溉情况通报" in message
+        page.wait_for_function("() => !document.querySelector('.rag-docs-list').innerText.includes('太谷区')")
         assert page.locator("#rag-stat-docs").inner_text().startswith("1")
         assert not (Path(kb.folder) / "uploads" / UPLOAD_NAME).exists()
     # the failures were this session's: another visitor does not see them

@@ -8,7 +8,6 @@ chat and the ``ask`` endpoint both call it.
 from __future__ import annotations
 
 import base64
-import copy
 import logging
 import mimetypes
 from collections.abc import Iterable
@@ -18,86 +17,64 @@ from typing import Any
 
 from ..conversation import rewrite_followup
 from ..errors import RagError
-from ..types import Answer, Passage
+from ..ingest.metadata import doc_type
+from ..types import Answer
 from .messages import error_text
 from .render import basename, render_answer, render_document, render_error
 
 log = logging.getLogger(__name__)
 
-SCOPE_POOL = 100  # passages retrieved before a scope filter keeps its own (KnowledgeBase's MAX_TOP_K)
 MAX_ORIGINAL_BYTES = 50 * 1024 * 1024  # originals larger than this are not sent to the browser
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Which documents an answer may come from: a set of ids and/or a range of publication
-    dates (inclusive, ``YYYY-MM-DD``). A document without a date is outside any date range."""
+    """Which documents an answer may come from, as the page's 查找范围 sets it: a set of
+    ids, a range of publication dates (inclusive, ``YYYY-MM-DD``) and a document type. It
+    becomes the ``filters`` of :meth:`KnowledgeBase.answer` (see :mod:`rag.filters`; a
+    document without a date is outside any date range)."""
 
     doc_ids: frozenset[str] = frozenset()
     date_from: str = ""
     date_to: str = ""
+    doc_type: str = ""
 
     @classmethod
     def parse(cls, data: Any) -> Scope | None:
-        """A scope from the page's ``{"docs": [...], "from": "2026-01-01", "to": ""}``; None when empty."""
+        """A scope from the page's ``{"docs": [...], "from": "2026-01-01", "to": "", "type": "报告"}``;
+        None when it keeps everything."""
         if not isinstance(data, dict):
             return None
         docs = frozenset(str(d) for d in (data.get("docs") or []) if d)
         lo, hi = (str(data.get(k) or "").strip()[:10] for k in ("from", "to"))
         if lo and hi and lo > hi:
             lo, hi = hi, lo
-        scope = cls(docs, lo, hi)
-        return scope if (docs or lo or hi) else None
+        scope = cls(docs, lo, hi, str(data.get("type") or "").strip()[:20])
+        return scope if scope != cls() else None
 
-    def keeps(self, passage: Passage) -> bool:
-        if self.doc_ids and passage.doc_id not in self.doc_ids:
-            return False
-        if self.date_from or self.date_to:
-            day = (passage.published or "")[:10]
-            if not day or (self.date_from and day < self.date_from) or (self.date_to and day > self.date_to):
-                return False
-        return True
+    def filters(self) -> dict[str, Any]:
+        wanted = {"since": self.date_from, "until": self.date_to, "doc_type": self.doc_type,
+                  "doc_ids": sorted(self.doc_ids)}
+        return {key: value for key, value in wanted.items() if value}
 
     def label(self) -> str:
         parts = []
         if self.doc_ids:
             parts.append(f"{len(self.doc_ids)} 篇所选文档")
+        if self.doc_type:
+            parts.append(f"类型为「{self.doc_type}」的文档")
         if self.date_from or self.date_to:
             parts.append(f"发布日期 {self.date_from or '最早'} 至 {self.date_to or '最新'}（日期未知的文档除外）")
         return "；".join(parts)
 
 
-def answer_in_scope(kb, question: str, top_k: int, scope: Scope | None) -> Answer:
-    """``kb.answer`` restricted to ``scope``.
-
-    ``KnowledgeBase.answer`` takes no filter yet, so the filter is applied here, in the web
-    layer: the answer is computed on a shallow view of the knowledge base whose ``search``
-    returns only passages the scope keeps (from a pool of :data:`SCOPE_POOL`). A passage
-    outside the scope never reaches the page even if the knowledge base stops searching
-    through ``search``: the result is checked again below.
-    """
-    if scope is None:
-        return kb.answer(question, top_k=top_k)
-
-    def search(q: str, top_k: int = 5, mode: str = "hybrid", **kwargs) -> list[Passage]:
-        return [p for p in kb.search(q, top_k=max(top_k, SCOPE_POOL), mode=mode, **kwargs) if scope.keeps(p)][:top_k]
-
-    view = copy.copy(kb)
-    view.search = search
-    answer = view.answer(question, top_k=top_k)
-    kept = tuple(p for p in answer.passages if scope.keeps(p))
-    if len(kept) == len(answer.passages):
-        return answer
-    return Answer(answer.question, None, kept[:top_k], 0.0)
-
-
 def answer_question(kb, question: str, previous: str | None = None, top_k: int = 5,
                     scope: Scope | None = None) -> tuple[Answer, str]:
-    """Resolve a follow-up against ``previous`` (the prior question), then answer it.
-    Returns the answer and the question as typed. Raises :class:`RagError` for bad input."""
+    """Resolve a follow-up against ``previous`` (the prior question), then answer it within
+    ``scope``. Returns the answer and the question as typed. Raises :class:`RagError` for bad input."""
     asked = question if isinstance(question, str) else ""
     rewrite = rewrite_followup(asked, previous or None)
-    return answer_in_scope(kb, rewrite.question, int(top_k), scope), asked
+    return kb.answer(rewrite.question, top_k=int(top_k), filters=scope.filters() if scope else None), asked
 
 
 def answer_json(answer: Answer, asked: str) -> dict:
@@ -154,6 +131,7 @@ def document_rows(kb) -> list[dict]:
         rows.append({
             "id": d.get("doc_id"),
             "title": d.get("title") or "（无标题）",
+            "type": doc_type(d.get("title") or "") or "",
             "published": d.get("published") or "",
             "chunks": d.get("chunks", 0),
             "status": "已索引" if on_disk or source.startswith("document:") or not source else "已索引（源文件已移走）",

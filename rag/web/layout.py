@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ EXAMPLE_QUESTIONS = (
 )
 DEFAULT_TOP_K = 5  # the CLI's and the API's default too
 POLL_SECONDS = 0.4  # how often a running upload reports its progress
+FAILED_LOGIN_PAUSE = 1.0  # seconds a wrong admin login waits before it is answered
 
 
 def _chat_template() -> str:
@@ -70,7 +72,8 @@ title="回车提问，Shift+回车换行"></textarea>
 <div class="rag-filter-body">
 <div class="rag-filter-row"><label for="rag-date-from">发布日期从</label>
 <input class="rag-field" type="date" id="rag-date-from"><label for="rag-date-to">到</label>
-<input class="rag-field" type="date" id="rag-date-to"></div>
+<input class="rag-field" type="date" id="rag-date-to">
+<label for="rag-doc-type">类型</label><select class="rag-field" id="rag-doc-type"><option value="">全部类型</option></select></div>
 <input class="rag-field" type="search" id="rag-filter-search" placeholder="按标题或文件名查找文档" aria-label="查找文档">
 <div class="rag-filter-docs" role="group" aria-label="只在这些文档中查找（不选则查找全部）"></div>
 <div class="rag-filter-row"><label for="rag-top-k">显示的来源段落数</label>
@@ -220,6 +223,7 @@ def _writing(kb, access) -> dict[str, Callable]:
     def login(user: str, password: str):
         if access.check(user or "", password or ""):
             return True, render_notice("ok", [], "✓ 已以管理员身份登录：可以上传和删除文档。"), gr.update(value="")
+        time.sleep(FAILED_LOGIN_PAUSE)  # slows down guessing
         return False, render_notice("warn", [], "用户名或口令不正确。"), gr.update(value="")
 
     return {fn.__name__: fn for fn in (upload, cancel_upload, remove_selected, login)}
@@ -253,8 +257,9 @@ def build_app(kb, access=None) -> gr.Blocks:
                         login_btn = gr.Button("登录", scale=1, elem_id="rag-login-btn")
                     login_msg = gr.HTML("", js_on_load=None, elem_id="rag-login-msg")
                 if writable:
-                    files = gr.File(label=f"上传文档（{SUPPORTED_LIST}，可多选）", file_count="multiple",
-                                    elem_id="rag-upload", height=150)
+                    files = gr.File(label="上传文档", file_count="multiple", elem_id="rag-upload", height=150)
+                    gr.HTML(f'<div class="rag-muted rag-upload-note">支持 {SUPPORTED_LIST}，一次可选多个文件。</div>',
+                            js_on_load=None)
                     with gr.Row():
                         add_btn = gr.Button("添加到知识库", variant="primary", elem_id="rag-add")
                         cancel_btn = gr.Button("取消上传", variant="stop", visible=False, elem_id="rag-cancel")

@@ -48,7 +48,9 @@ class ProgressEmbedder:
     """The knowledge base's embedder, reporting chunks embedded to the upload job running in
     this thread (if any) and honouring its cancel. Everything else is passed through."""
 
-    SLICE = 32  # passages per call while a job watches: progress and cancel at this step
+    # Passages per call while a job watches: progress and cancel at this step. Costs ~6% more
+    # CPU than one call (slices of 32: ~9%), python benchmarks/web_upload.py --slices 32,64.
+    SLICE = 64
 
     def __init__(self, inner) -> None:
         self.inner = inner

@@ -21,6 +21,7 @@
   const filterSearch = root.querySelector("#rag-filter-search");
   const dateFrom = root.querySelector("#rag-date-from");
   const dateTo = root.querySelector("#rag-date-to");
+  const docType = root.querySelector("#rag-doc-type");
   const filterSummary = root.querySelector(".rag-filter-summary");
 
   let turns = load();
@@ -126,7 +127,7 @@
   }
   function scope() {
     const docs = Array.from(filterDocs.querySelectorAll("input:checked")).map((i) => i.value);
-    return { docs: docs, from: dateFrom.value || "", to: dateTo.value || "" };
+    return { docs: docs, from: dateFrom.value || "", to: dateTo.value || "", type: docType.value || "" };
   }
   async function answer(turn) {
     let res;
@@ -302,6 +303,12 @@
       filterDocs.append(label);
     }
     if (!rows.length) filterDocs.append(el("div", "rag-muted", "知识库中还没有文档"));
+    const kind = docType.value;
+    const kinds = Array.from(new Set(rows.map((r) => r.type).filter(Boolean))).sort();
+    if (kind && !kinds.includes(kind)) kinds.push(kind);
+    docType.replaceChildren(el("option", "", "全部类型"), ...kinds.map((k) => el("option", "", k)));
+    docType.options[0].value = "";
+    docType.value = kind;
     narrow();
   }
   function narrow() {
@@ -312,6 +319,7 @@
     const s = scope();
     const parts = [];
     if (s.docs.length) parts.push(s.docs.length + " 篇文档");
+    if (s.type) parts.push("类型「" + s.type + "」");
     if (s.from || s.to) parts.push((s.from || "最早") + " 至 " + (s.to || "最新"));
     filterSummary.textContent = parts.length ? "查找范围：" + parts.join("，") : "查找范围：全部文档";
   }
@@ -320,10 +328,12 @@
   filterDocs.addEventListener("change", summarize);
   dateFrom.addEventListener("change", summarize);
   dateTo.addEventListener("change", summarize);
+  docType.addEventListener("change", summarize);
   root.querySelector("#rag-filter-clear").addEventListener("click", () => {
     filterDocs.querySelectorAll("input:checked").forEach((i) => (i.checked = false));
     dateFrom.value = "";
     dateTo.value = "";
+    docType.value = "";
     summarize();
   });
   window.addEventListener("rag-docs-changed", () => filter.open && loadDocs());
