@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         writer_rc = writer.returncode
 
     latencies = [r["latency"] for r in records if r["error"] is None]
+    before_add = [r["latency"] for r in records if r["error"] is None and (add_started is None or r["t"] < add_started)]
     during = [r["latency"] for r in records if r["error"] is None and add_started is not None
               and r["t"] >= add_started and (add_finished is None or r["t"] <= add_finished)]
     near_commit = [r["latency"] for r in records if r["error"] is None and any(0 <= r["t"] - c <= 5 for c in commits)]
@@ -196,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         "add_returncode": writer_rc,
         "latency_s": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95),
                       "max": round(max(latencies), 3) if latencies else None},
+        "latency_before_add_s": {"p50": percentile(before_add, 0.5), "p95": percentile(before_add, 0.95),
+                                 "n": len(before_add)},
         "latency_during_add_s": {"p50": percentile(during, 0.5), "p95": percentile(during, 0.95), "n": len(during)},
+        "p50_during_add_over_before": (round(percentile(during, 0.5) / percentile(before_add, 0.5), 2)
+                                       if during and before_add else None),
         "latency_within_5s_after_a_commit_s": {"p50": percentile(near_commit, 0.5), "p95": percentile(near_commit, 0.95),
                                                "n": len(near_commit)},
         "answers_per_second": round(len(latencies) / args.seconds, 2),
