@@ -518,13 +518,14 @@ class WriteLock:
         from filelock import Timeout
 
         try:
-            with _writing(self.folder, self.folder / ".lock"):
-                self._lock.acquire(timeout=self.timeout)
-        except Timeout as exc:
+            self._lock.acquire(timeout=self.timeout)
+        except Timeout as exc:  # a TimeoutError, so an OSError: first
             raise IndexLockedError(
                 f"another process is writing {self.folder} (lock file {self.folder / '.lock'}); "
                 f"waited {self.timeout:g} s. Try again when it has finished."
             ) from exc
+        except OSError as exc:  # the lock file cannot be created: a read-only folder, a full disk
+            raise write_error(self.folder, self.folder / ".lock", exc) from exc
         return self
 
     def __exit__(self, *exc) -> None:

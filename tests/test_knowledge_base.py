@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from rag import Document, KnowledgeBase
-from rag.errors import DocumentError, IndexCorruptError, IndexMismatchError, QuestionError, RagError
+from rag.errors import (
+    DocumentError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexWriteError,
+    QuestionError,
+    RagError,
+)
 from rag.store import read_manifest
 
 from .conftest import REPO, SEED, SEED_QUESTION
@@ -158,7 +165,7 @@ def test_failed_write_leaves_previous_index_usable(tmp_path, minilm_path, monkey
 
     monkeypatch.setattr("rag.store.write_json_atomic", crash)
     write_articles(tmp_path / "more", PARAGRAPHS[2:])
-    with pytest.raises(OSError):
+    with pytest.raises(IndexWriteError, match="disk full"):
         kb.add([tmp_path / "more"])
     monkeypatch.undo()
     reopened = KnowledgeBase(tmp_path / "ix")
