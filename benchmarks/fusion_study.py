@@ -102,15 +102,18 @@ def variants() -> list[tuple[str, object]]:
         out.append((f"{how}, dense weight {w}", with_settings(FusionSettings(normalization=how, dense_weight=w,
                                                                              adaptive=0.0))))
     for w, a in itertools.product((0.15, 0.25, 0.35), (1.0, 1.5, 2.0)):
-        s = FusionSettings(dense_weight=w, adaptive=a, pivot=0.5)
+        s = FusionSettings(dense_weight=w, adaptive=a, pivot=0.5, min_dense=0.0)
         tag = " (default)" if s == FusionSettings() else ""
         out.append((f"query-dependent: w(0.5)={w}, slope {a}{tag}", with_settings(s)))
+    for floor in (0.1, 0.2, 0.3, 0.4):  # the dense score always counts this much
+        s = FusionSettings(min_dense=floor)
+        tag = " (default)" if s == FusionSettings() else ""
+        out.append((f"query-dependent, dense weight at least {floor}{tag}", with_settings(s)))
     return out
 
 
 def chunk_sweep(data: Path, cmrc_limit: int) -> None:
-    from rag.chunking import ChunkSettings, chunk_text
-    from rag.knowledge_base import retrieval_text
+    from rag.chunking import ChunkSettings, chunk_text, retrieval_text
     from rag.lexical import BM25Index
 
     print("| set | chunking | chunks | answer fits in a chunk | BM25 strict R@1 | strict R@5 | passage R@5 |")
@@ -149,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fusion_study.json")
     parser.add_argument("--chunk-sweep", action="store_true", help="compare chunkings with BM25 alone")
+    parser.add_argument("--split", default="train", choices=("train", "heldout", "all"),
+                        help="questions of the reader's training passages (default: tune there), or the others")
+    parser.add_argument("--check", default="dureader_search_dev",
+                        help="also report this evaluation-only set (never tuned on); '' for none")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"benchmark data not found at {args.data}; pass --data (the shared data folder)", file=sys.stderr)
@@ -157,9 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         chunk_sweep(args.data, args.cmrc_limit)
         return 0
     results: dict = {}
-    for folder, short, limit in (("cmrc_train", "cmrc", args.cmrc_limit), ("ncp_policy_qa_dev", "ncp", None)):
+    sets = [("cmrc_train", "cmrc", args.cmrc_limit), ("ncp_policy_qa_dev", "ncp", None)]
+    if args.check:
+        sets.append((args.check, f"{args.check.split('_')[0]} (check)", None))
+    for folder, short, limit in sets:
         bench = ev.load_benchmark(args.data / folder)
-        questions = ev.sample_questions(bench.questions, limit)
+        split = "all" if folder == args.check else args.split
+        questions = ev.sample_questions(ev.split_questions(bench.questions, split), limit)
         kb = ev.open_eval_index(bench, None, args.cache_dir, chunk_size=args.chunk_size,
                                 chunk_overlap=args.chunk_overlap, progress=True)
         pools = question_pools(kb, bench, questions, args.pool)

@@ -138,7 +138,7 @@ class ReusedVectors:
     """Vectors of chunks an earlier index already holds, by retrieval text; the rest live."""
 
     def __init__(self, folder: Path, live) -> None:
-        from rag.knowledge_base import retrieval_text
+        from rag.chunking import retrieval_text
         from rag.store import load_snapshot, read_manifest
 
         snap = load_snapshot(folder, read_manifest(folder))

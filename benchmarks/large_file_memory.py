@@ -157,9 +157,8 @@ def run_add(file: Path, index_dir: Path, model: str, commit_every: int | None, t
 def sample_speed(file: Path, n: int, total_chunks: int) -> dict:
     """Chunks/s of the real models on ``n`` distinct chunks of the file, and the extrapolated
     time for all ``total_chunks``."""
-    from rag.chunking import chunk_text
+    from rag.chunking import chunk_text, retrieval_text
     from rag.embedding import load_embedder
-    from rag.knowledge_base import retrieval_text
 
     with open(file, encoding="utf-8") as f:
         head = f.read(400_000)

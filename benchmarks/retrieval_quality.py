@@ -1,22 +1,26 @@
 """Retrieval and answer quality: BM25 only vs dense only vs hybrid, and abstention.
 
-On ``cmrc_train`` (a fixed sample of 2,000 questions, seed 0, over all 2,403 passages) and
-``ncp_policy_qa_dev`` (all 672 questions over 593 policy notices), with the knowledge
-base's default chunking, tokenizer and fusion, this reports for each retrieval mode the
-figures of ``rag eval`` (strict and passage Recall@1/5/20, MRR@10, answer EM/F1 overall and
-on short numeric answers, abstention, latency).
+On ``cmrc_train`` (a fixed sample of up to 2,000 questions, seed 0, index of all 2,403
+passages), ``ncp_policy_qa_dev`` (index of its 593 policy notices) -- by default only the
+questions whose passage the reader was not trained on (``--split heldout``, see
+``rag.training.data.is_heldout``) -- and all of ``dureader_search_dev`` (real search
+queries, evaluation only), with the knowledge base's defaults, this reports for each
+retrieval mode the figures of ``rag eval`` (strict and passage Recall@1/5/20, MRR@10,
+answer EM/F1 overall and on short numeric answers, abstention, latency).
 
 Abstention is measured the way a user meets it: each passage set is split in two halves
 by a hash of the passage id, an index is built from half A only, and every question is
 asked against it. Questions whose gold passage is in A should be answered ("answered
 rate"); questions whose gold passage is in B have no answer in that index and should be
-refused ("abstention rate on unanswerable").
+refused ("abstention rate on unanswerable"). The gate is opened for this run so that every
+answer keeps its confidence; the curve over thresholds is computed from those rows.
 
 Usage (one command; the indexes are cached under ~/.cache/rag-zh/eval, so reruns only
 ask the questions)::
 
     python benchmarks/retrieval_quality.py [--data ../shared/data] [--cmrc-limit 2000]
-        [--modes bm25,dense,hybrid] [--no-abstention] [--thresholds 0.3,0.35,0.4,0.45]
+        [--modes bm25,dense,hybrid] [--no-abstention] [--split heldout|train|all]
+        [--reader model|rules] [--reranker model|none] [--sets cmrc,ncp,dureader]
         [--out benchmarks/results/retrieval_quality.json]
 
 Writes the figures (and per-question rows) to the JSON file and prints a Markdown table.
@@ -39,7 +43,8 @@ if str(ROOT) not in sys.path:
 from rag import evaluation as ev
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
-SETS = (("cmrc_train", "cmrc"), ("ncp_policy_qa_dev", "ncp"))
+SETS = (("cmrc_train", "cmrc"), ("ncp_policy_qa_dev", "ncp"), ("dureader_search_dev", "dureader"))
+TRAINED_ON = ("cmrc_train", "ncp_policy_qa_dev")  # asked on --split; dureader is evaluation only, all of it
 
 
 def half_of(passage_id: str) -> str:
@@ -47,49 +52,45 @@ def half_of(passage_id: str) -> str:
     return "A" if hashlib.sha256(str(passage_id).encode()).digest()[0] % 2 == 0 else "B"
 
 
-def abstention_run(bench: ev.Benchmark, questions: list[dict], cache_dir, progress: bool, gate=None) -> dict:
-    """Index half A of the passages; ask every question; answered vs refused by half."""
+def abstention_run(bench: ev.Benchmark, questions: list[dict], cache_dir, progress: bool, answering: dict) -> dict:
+    """Index half A of the passages; ask every question with the gate open (threshold 0), so
+    each row keeps the confidence the reader gave; answered vs refused by half follow for
+    any threshold (:func:`curve`)."""
+    from rag.answering import AnswerGate
+
     kept = [p for p in bench.passages if half_of(p["id"]) == "A"]
     digest = hashlib.sha256(
         (bench.content_hash + "|half-A|" + ",".join(str(p["id"]) for p in kept)).encode()
     ).hexdigest()
     half = ev.Benchmark(bench.folder, kept, bench.questions, digest)
-    kb = ev.open_eval_index(half, None, cache_dir, progress=progress)
-    if gate is not None:
-        kb.answer_gate = gate
+    kb = ev.open_eval_index(half, None, cache_dir, progress=progress, **answering)
+    default = kb.answer_gate.threshold(kb.pipeline.reader)
+    kb.answer_gate = AnswerGate(min_confidence=0.0)
     rows = ev.evaluate(kb, half, questions, mode="hybrid", top_k=ev.ANSWER_TOP_K, progress=progress)
-    inside = [r for r in rows if half_of(r["passage_id"]) == "A"]
-    outside = [r for r in rows if half_of(r["passage_id"]) == "B"]
-    answered = [r for r in inside if r["prediction"] is not None]
-    return {
-        "indexed_passages": len(kept),
-        "answerable_questions": len(inside),
-        "unanswerable_questions": len(outside),
-        "answered_rate_answerable": len(answered) / max(len(inside), 1),
-        "exact_match_answerable": sum(r["em"] for r in inside) / max(len(inside), 1),
-        "f1_answerable": sum(r["f1"] for r in inside) / max(len(inside), 1),
-        "abstention_rate_unanswerable": sum(r["prediction"] is None for r in outside) / max(len(outside), 1),
-        "rows": rows,
-    }
+    for r in rows:
+        r["gold_indexed"] = half_of(r["passage_id"]) == "A"
+    return {"indexed_passages": len(kept), "default_threshold": default,
+            "answerable_questions": sum(r["gold_indexed"] for r in rows),
+            "unanswerable_questions": sum(not r["gold_indexed"] for r in rows),
+            **curve(rows, [default])[0], "curve": curve(rows, THRESHOLDS), "rows": rows}
 
 
-def threshold_sweep(kb, bench: ev.Benchmark, questions: list[dict], args) -> dict:
-    """Answer EM and the half-index answered/refused rates for each confidence threshold."""
-    from rag.retrieval import AnswerGate
+THRESHOLDS = [round(0.05 * i, 2) for i in range(2, 19)]
 
-    out = {}
-    default = kb.answer_gate
-    for t in (float(x) for x in args.thresholds.split(",") if x.strip()):
-        gate = AnswerGate(min_found_words=default.min_found_words, min_confidence=t)
-        kb.answer_gate = gate
-        s = ev.summarize(ev.evaluate(kb, bench, questions, mode="hybrid", top_k=20))
-        a = abstention_run(bench, questions, args.cache_dir, False, gate)
-        out[str(t)] = {"exact_match": s["exact_match"], "short_numeric_exact_match": s["short_numeric_exact_match"],
-                       "abstention_rate": s["abstention_rate"],
-                       "answered_rate_answerable": a["answered_rate_answerable"],
-                       "abstention_rate_unanswerable": a["abstention_rate_unanswerable"]}
-        print(f"threshold {t}: {json.dumps(out[str(t)])}", file=sys.stderr, flush=True)
-    kb.answer_gate = default
+
+def curve(rows: list[dict], thresholds: list[float]) -> list[dict]:
+    """Per threshold: answered share and EM of questions whose gold passage is indexed, and
+    the refused share of those whose gold passage is not."""
+    inside = [r for r in rows if r["gold_indexed"]]
+    outside = [r for r in rows if not r["gold_indexed"]]
+    out = []
+    for t in thresholds:
+        ok = [r for r in inside if r["prediction"] is not None and r["confidence"] >= t]
+        out.append({"threshold": t,
+                    "answered_rate_answerable": len(ok) / max(len(inside), 1),
+                    "exact_match_answerable": sum(r["em"] for r in ok) / max(len(inside), 1),
+                    "abstention_rate_unanswerable": sum(r["prediction"] is None or r["confidence"] < t
+                                                        for r in outside) / max(len(outside), 1)})
     return out
 
 
@@ -135,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "retrieval_quality.json")
     parser.add_argument("--progress", action="store_true")
-    parser.add_argument("--thresholds", default="",
-                        help="also sweep AnswerGate.min_confidence over these values, e.g. 0.3,0.35,0.4,0.45")
+    parser.add_argument("--split", default="heldout", choices=("heldout", "train", "all"),
+                        help="cmrc/ncp questions of passages the reader was not trained on (default), or was")
+    parser.add_argument("--sets", default="cmrc,ncp,dureader")
+    parser.add_argument("--reader", default="model", choices=("model", "rules"))
+    parser.add_argument("--reranker", default="model", help="model, none or a CrossEncoder folder")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"benchmark data not found at {args.data}; pass --data (the shared data folder)", file=sys.stderr)
@@ -144,13 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     results: dict = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "sets": {}}
     t_all = time.perf_counter()
+    answering = {"reader": args.reader, "reranker": args.reranker}
+    results["answering"] = answering | {"split": args.split}
     for folder, short in SETS:
+        if short not in args.sets.split(","):
+            continue
         bench = ev.load_benchmark(args.data / folder)
         limit = args.cmrc_limit if short == "cmrc" else None
-        questions = ev.sample_questions(bench.questions, limit)
-        block: dict = {"questions": len(questions), "modes": {}}
+        split = args.split if folder in TRAINED_ON else "all"
+        questions = ev.sample_questions(ev.split_questions(bench.questions, split), limit)
+        block: dict = {"questions": len(questions), "split": split, "modes": {}}
         t0 = time.perf_counter()
-        kb = ev.open_eval_index(bench, None, args.cache_dir, progress=args.progress)
+        kb = ev.open_eval_index(bench, None, args.cache_dir, progress=args.progress, **answering)
         block["index_seconds"] = round(time.perf_counter() - t0, 1)
         stats = kb.stats()
         block["settings"] = {"chunks": stats["chunks"], "chunking": stats["chunking"], "tokenizer": stats["tokenizer"],
@@ -162,12 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{short} {mode}: " + json.dumps({k: round(v, 4) if isinstance(v, float) else v
                                                      for k, v in block["modes"][mode]["summary"].items()}),
                   file=sys.stderr, flush=True)
-        if not args.no_abstention:
-            block["abstention"] = abstention_run(bench, questions, args.cache_dir, args.progress)
-            a = {k: v for k, v in block["abstention"].items() if k != "rows"}
+        if not args.no_abstention and folder in TRAINED_ON:
+            block["abstention"] = abstention_run(bench, questions, args.cache_dir, args.progress, answering)
+            a = {k: v for k, v in block["abstention"].items() if k not in ("rows", "curve")}
             print(f"{short} abstention: {json.dumps(a)}", file=sys.stderr, flush=True)
-        if args.thresholds:
-            block["thresholds"] = threshold_sweep(kb, bench, questions, args)
         results["sets"][short] = block
     results["seconds"] = round(time.perf_counter() - t_all, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

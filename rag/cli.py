@@ -1,4 +1,4 @@
-"""Command line: rag index | add | remove | ask | status | eval | serve."""
+"""Command line: rag index | add | remove | ask | status | eval | serve | feedback."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def shown(text: object) -> str:
 def _kb(args, **kwargs):
     from .knowledge_base import KnowledgeBase
 
-    for key in ("commit_every", "commit_seconds", "lock_timeout"):
+    for key in ("commit_every", "commit_seconds", "lock_timeout", "reader", "reranker"):
         if getattr(args, key, None) is not None:
             kwargs.setdefault(key, getattr(args, key))
     return KnowledgeBase(args.index_dir, getattr(args, "model", None), **kwargs)
@@ -57,27 +57,72 @@ def cmd_remove(args) -> int:
 def cmd_ask(args) -> int:
     from .store import MANIFEST
 
+    generator = _generator(args)
     kb = _kb(args)
     if not (Path(args.index_dir) / MANIFEST).is_file():  # not a silent "nothing found"
         raise RagError(f"no index in {args.index_dir}; build one first: rag index PATH --index-dir {args.index_dir}")
-    result = kb.answer(args.question, top_k=args.top_k)
+    filters = {k: v for k, v in (("since", args.since), ("until", args.until), ("doc_type", args.doc_type)) if v}
+    result = kb.answer(args.question, top_k=args.top_k, filters=filters or None)
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        out = result.to_dict()
+        if generator is not None:
+            from .answering import write_answer
+
+            written = write_answer(result, generator)
+            out["written"] = written.to_dict() if written else None
+        print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
     if result.text is None:
         print(NOT_FOUND)
-        if result.passages:
-            print("最接近的段落 (closest passages, not an answer):")
     else:
         top = result.passages[result.span.passage]
         print(f"答案: {result.text}    (confidence {result.confidence:.2f})")
         print(f"依据: {result.evidence}")
-        print(f"出处: {shown(top.title)}  {top.published or ''}  {shown(top.source)}")
+        page = f"  (答案在第{result.page}页)" if result.page else ""
+        print(f"出处: {shown(top.citation())}  {shown(top.source)}{page}")
+    if generator is not None:
+        _print_written(result, generator)
+    if result.text is None and result.passages:
+        print("最接近的段落 (closest passages, not an answer):")
     for rank, p in enumerate(result.passages, 1):
         text = " ".join(p.text.split())
-        print(f"\n[{rank}] {p.score:.3f}  {shown(p.title)} | {p.published or '-'} | {shown(p.source)} [{p.start}:{p.end}]")
+        where = f" | 第{p.page}页" if p.page else ""
+        where += f" | {p.heading}" if p.heading else ""
+        print(f"\n[{rank}] {p.score:.3f}  {shown(p.title)} | {p.published or '-'}{where} | {shown(p.source)} "
+              f"[{p.start}:{p.end}]")
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
+
+
+def _generator(args):
+    """The LLM client the --llm-* options describe, or None without --llm-url."""
+    if not getattr(args, "llm_url", None):
+        return None
+    from .answering import Generator
+
+    if not args.llm_model:
+        raise RagError("--llm-url needs --llm-model NAME (the model name the endpoint serves)")
+    return Generator(args.llm_url, args.llm_model, timeout=args.llm_timeout)
+
+
+def _print_written(result, generator) -> None:
+    """Stream the written answer, then its checks; [n] are the passages listed below."""
+    from .answering import WrittenAnswer, stream_answer
+
+    print(f"\n生成的回答 ({generator.model}; [n] = the passages below):")
+    final = None
+    for item in stream_answer(result, generator):
+        if isinstance(item, WrittenAnswer):
+            final = item
+        else:
+            print(item, end="", flush=True)
+    if final is None:
+        print("未调用生成模型：检索未找到相关内容")
+        return
+    if final.text:
+        print()
+    for line in final.check_lines():
+        print(line)
 
 
 def cmd_status(args) -> int:
@@ -102,9 +147,33 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .webapp import serve
+    from .web import server
 
-    serve(index_dir=args.index_dir, host=args.host, port=args.port)
+    if args.add_admin:
+        if not args.auth_file:
+            raise RagError("--add-admin needs --auth-file FILE (where the salted hash is written)")
+        import getpass
+
+        password = getpass.getpass(f"password for {args.add_admin}: ")
+        if password != getpass.getpass("again: "):
+            raise RagError("the two passwords differ; nothing was written")
+        server.add_admin(args.auth_file, args.add_admin, password)
+        print(f"{args.add_admin} can now log in as admin with --auth-file {args.auth_file}")
+        return 0
+    server.serve(index_dir=args.index_dir, host=args.host, port=args.port, read_only=args.read_only,
+                 auth_file=args.auth_file, generator=_generator(args))
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from .feedback import export
+
+    text = export(args.index_dir, args.format, every_vote=args.all)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -127,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def with_llm(p):
+        g = p.add_argument_group("written answers (optional; the only network use, to this address only)")
+        g.add_argument("--llm-url", default=None, metavar="URL",
+                       help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (vLLM) or "
+                            "http://127.0.0.1:11434/v1 (Ollama); API key from $RAG_LLM_API_KEY")
+        g.add_argument("--llm-model", default=None, metavar="NAME", help="model name the endpoint serves")
+        g.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="longest wait for the connection and each piece of the reply (default 60)")
+        return p
+
     def with_index(p, model: bool = True):
         p.add_argument("--index-dir", default="index", help="index folder (default: index)")
         if model:
@@ -136,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_text in (("index", "index files and folders (incremental)"), ("add", "add or update files")):
         p = with_index(sub.add_parser(name, help=help_text))
-        p.add_argument("paths", nargs="+", help=".txt .md .html .pdf .docx files or folders")
+        p.add_argument("paths", nargs="+", help="files (.txt .md .html .pdf .docx .doc .xlsx .csv .pptx, images) or folders")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         if name == "index":
             p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
@@ -154,10 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for another writer of the index (default 600)")
     p.set_defaults(func=cmd_remove)
 
-    p = with_index(sub.add_parser("ask", help="answer a question"), model=False)
+    def answering(p):
+        p.add_argument("--reader", default=None, choices=("model", "rules"),
+                       help="who reads the passages: the trained model (default) or the rules")
+        p.add_argument("--reranker", default=None, metavar="model|none|PATH",
+                       help="reorder the candidates with the trained model (default), not at all, "
+                            "or a local CrossEncoder folder")
+        return p
+
+    p = answering(with_index(sub.add_parser("ask", help="answer a question"), model=False))
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--since", help="only documents dated on or after this day (2026-01-01, 2026-01 or 2026)")
+    p.add_argument("--until", help="only documents dated on or before this day (inclusive)")
+    p.add_argument("--doc-type", "--source-type", dest="doc_type", help="only documents of this type (通知, 报告, 法律 …)")
+    with_llm(p)
     p.set_defaults(func=cmd_ask)
 
     for name in ("status", "info"):
@@ -165,8 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("eval", help="evaluate on a benchmark folder (passages.jsonl + questions.jsonl)")
+    p = answering(sub.add_parser("eval", help="evaluate on a benchmark folder (passages.jsonl + questions.jsonl)"))
     p.add_argument("bench_dir")
+    p.add_argument("--split", default="all", choices=("all", "heldout", "train"),
+                   help="only questions whose passage the reader was not trained on (heldout), or was (train)")
     p.add_argument("--limit", type=int, default=None, help="a fixed random sample of N questions (seed 0)")
     p.add_argument("--model", default=None)
     p.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
@@ -178,7 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("serve", help="start the web app"), model=False)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    with_llm(p)
+    p.add_argument("--read-only", action="store_true", help="no uploads or deletes, in the page or through the API")
+    p.add_argument("--auth-file", default=None, metavar="FILE",
+                   help="admins (user:salted hash lines) who may upload and delete after logging in; "
+                        "or set RAG_ADMIN_TOKEN")
+    p.add_argument("--add-admin", default=None, metavar="NAME", help="add NAME to --auth-file (asks for a password)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("feedback", help="👍/👎 feedback given in the web app")
+    fsub = p.add_subparsers(dest="feedback_command", required=True)
+    p = with_index(fsub.add_parser("export", help="print the feedback (question, answer, passages, vote)"), model=False)
+    p.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
+    p.add_argument("--all", action="store_true", help="every vote, not only the last one on each answer")
+    p.add_argument("--out", default=None, metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=cmd_feedback)
     return parser
 
 

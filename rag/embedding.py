@@ -783,7 +783,7 @@ class DefaultEmbedder:
                     model = _open_st(str(folder), is_local=True)
                     model.max_seq_length = MAX_SEQ_LENGTH
                     model.eval()
-                    self.precision = _set_precision(model, self.requested_precision, self.MIN_COSINE)
+                    self.precision = _cached_precision(folder, model, self.requested_precision, self.MIN_COSINE)
                     log.info("default embedding model loaded (passages in %s)", self.precision)
                     self._st = model
         return self._st
@@ -845,12 +845,19 @@ class DefaultEmbedder:
                 bar.close()
         return _normalize_rows(out.astype(np.float32))
 
+    SMALL_BATCH = 16  # passages embedded by the C engine while torch is not loaded yet
+
     def embed_passages(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
     ) -> np.ndarray:
+        """Passage vectors. A few passages before torch has loaded (the first upload of a
+        short document) go through the C engine, which is ready in a fraction of a second,
+        while loading torch costs seconds; the two agree at cosine 0.9999."""
         items = _check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._st is None and len(items) <= self.SMALL_BATCH and self._load_engine() is not None:
+            return self.engine_passages(items)
         return self._forward(items, E5_PASSAGE_PROMPT, max(1, int(batch_size)), progress)
 
     def embed_queries_torch(self, texts: Sequence[str]) -> np.ndarray:
@@ -970,6 +977,49 @@ def _bf16_speedup() -> float:
         return best(torch.float32) / best(torch.bfloat16)
     except Exception:  # noqa: BLE001 - no bfloat16 kernels on this platform
         return 0.0
+
+
+def _machine_key(requested: str) -> str:
+    """What the precision decision depends on: the request, torch's version and the CPU."""
+    import platform
+
+    import torch
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            cpu = "".join(sorted({line for line in f if line.startswith(("model name", "flags"))}))
+    except OSError:
+        cpu = platform.processor()
+    digest = hashlib.sha256(cpu.encode()).hexdigest()[:16]
+    return f"{requested}|torch {torch.__version__}|{platform.machine()}|{os.cpu_count()}|{digest}"
+
+
+def _cached_precision(folder: Path, model, requested: str, min_cosine: float) -> str:
+    """:func:`_set_precision`, with its decision remembered in the model folder for this
+    machine: the speed check and the two probes cost ~1-3 s of every first load, and
+    their answer does not change while torch and the CPU stay the same."""
+    import torch
+
+    record = Path(folder) / "precision.json"
+    key = _machine_key(requested)
+    try:
+        known = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    chosen = known.get(key) if isinstance(known, dict) else None
+    if chosen in ("fp32", "bf16"):
+        if chosen == "bf16":
+            model[0].auto_model.to(torch.bfloat16)
+        return chosen
+    chosen = _set_precision(model, requested, min_cosine)
+    if chosen in ("fp32", "bf16"):
+        try:
+            tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({**(known if isinstance(known, dict) else {}), key: chosen}), encoding="utf-8")
+            os.replace(tmp, record)
+        except OSError as exc:  # a read-only cache: decide again next time
+            log.debug("cannot record the precision decision in %s: %s", record, exc)
+    return chosen
 
 
 def _set_precision(model, requested: str, min_cosine: float) -> str:

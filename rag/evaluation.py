@@ -47,7 +47,7 @@ from .errors import RagError
 
 log = logging.getLogger(__name__)
 
-EVAL_CACHE_VERSION = 1
+EVAL_CACHE_VERSION = 2  # 2: structure-aware chunks with heading paths
 RECALL_KS = (1, 5, 20)
 MRR_K = 10
 ANSWER_TOP_K = 5
@@ -469,12 +469,22 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def split_questions(questions: Sequence[dict], split: str) -> list[dict]:
+    """``all``, or only the questions whose passage the reader was (``train``) or was not
+    (``heldout``) trained on (:func:`rag.training.data.is_heldout`)."""
+    if split == "all":
+        return list(questions)
+    from .training.data import is_heldout
+
+    return [q for q in questions if is_heldout(q["passage_id"]) == (split == "heldout")]
+
+
 def run(bench_dir: str | os.PathLike, *, limit: int | None = None, model: str | None = None, mode: str = "hybrid",
         top_k: int = 20, cache_dir: str | os.PathLike | None = None, progress: bool = False,
-        **index_kwargs) -> dict:
+        split: str = "all", **index_kwargs) -> dict:
     """Evaluate on ``bench_dir``; returns ``{"settings", "summary", "rows"}``."""
     bench = load_benchmark(bench_dir)
-    questions = sample_questions(bench.questions, limit)
+    questions = sample_questions(split_questions(bench.questions, split), limit)
     t0 = time.perf_counter()
     kb = open_eval_index(bench, model, cache_dir, progress=progress, **index_kwargs)
     index_seconds = time.perf_counter() - t0
@@ -485,7 +495,10 @@ def run(bench_dir: str | os.PathLike, *, limit: int | None = None, model: str | 
         "passages_sha256": bench.content_hash,
         "limit": limit,
         "sample_seed": SAMPLE_SEED,
+        "split": split,
         "mode": mode,
+        "reader": kb.pipeline.reader.name,
+        "reranker": getattr(kb.pipeline.reranker, "name", None),
         "top_k": top_k,
         "answer_top_k": ANSWER_TOP_K,
         "model": stats["model"],
@@ -501,11 +514,13 @@ def run(bench_dir: str | os.PathLike, *, limit: int | None = None, model: str | 
 
 def main(args) -> int:
     """Entry point of `rag eval` (arguments: bench_dir, limit, model, mode, top_k, out, cache_dir)."""
+    answering = {k: getattr(args, k) for k in ("reader", "reranker") if getattr(args, k, None) is not None}
     result = run(args.bench_dir, limit=args.limit, model=args.model, mode=args.mode, top_k=args.top_k,
-                 cache_dir=args.cache_dir, progress=sys.stderr.isatty())
+                 cache_dir=args.cache_dir, progress=sys.stderr.isatty(), split=getattr(args, "split", "all"),
+                 **answering)
     s = result["settings"]
-    print(f"{s['bench_dir']}: {result['summary']['questions']} questions, mode {s['mode']}, "
-          f"{s['chunks']} chunks, model {s['model']}")
+    print(f"{s['bench_dir']}: {result['summary']['questions']} questions ({s['split']}), mode {s['mode']}, "
+          f"reader {s['reader']}, reranker {s['reranker']}, {s['chunks']} chunks, model {s['model']}")
     print(format_summary(result["summary"]))
     if args.out:
         out = Path(args.out)

@@ -1069,6 +1069,58 @@ def _sentence_candidates(q: _Question, s: _Sentence, norm: str, rank: int) -> li
 # --------------------------------------------------------------------------------------
 
 
+_QUALIFIER_RE = re.compile(r"以上|以下|左右|上下|之多|余")
+# 「多少万标准箱」: a multiplier and the unit the question itself names (「几家省级博士创新站」
+# names the counted thing, not a unit; its 家 is a known measure word)
+_ASKED_UNIT_RE = re.compile(r"(?:多少|几)([万亿千百][^\s?？!！。，,、;；:：的呢吗啊呀]{0,5})")
+
+
+def count_span(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """The whole quantity a count answer ``text[start:end]`` should be: a span that stops inside
+    a quantity (「5506.3」 of 「5506.3万标准箱」) is carried to the end of the number, its unit
+    (a known measure word, or a multiplier and unit after the question's 多少: 「多少万标准箱」)
+    and a qualifier (「7%」 -> 「7%以上」); a span that goes on past its quantity with the
+    thing the question already names (「7家省级博士创新站」 for 「几家省级博士创新站」) stops
+    after the quantity."""
+    if end <= start or end > len(text):
+        return start, end
+    lo, hi = max(0, start - 16), min(len(text), end + 16)
+    for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE):
+        for m in rx.finditer(text, lo, hi):
+            if m.start() < end < m.end():
+                end = m.end()
+    head = _ARABIC_COUNT_RE.match(text, start) or _CN_COUNT_RE.match(text, start)
+    if head and head.end() < end and _NUMERAL_RE.search(head.group()):
+        tail = re.sub(r"^[的之]", "", text[_quantity_end(question, text, start, head.end()):end])
+        if not tail or _covered(tail, question):
+            end = head.end()
+    return start, _quantity_end(question, text, start, end)
+
+
+def _covered(tail: str, question: str) -> bool:
+    """Whether the question already names ``tail`` (most of its character bigrams)."""
+    grams = {tail[i:i + 2] for i in range(len(tail) - 1)} or {tail}
+    return sum(g in question for g in grams) >= 0.6 * len(grams)
+
+
+def _quantity_end(question: str, text: str, start: int, end: int) -> int:
+    if _NUMERAL_RE.search(text[end - 1]) or _UNIT_END_RE.search(text[start:end]):
+        asked = _ASKED_UNIT_RE.search(question)
+        if asked:
+            unit = asked.group(1)  # its longest continuation in the text, after what the span holds
+            fits = [len(unit[j:k]) for j in range(len(unit)) for k in range(len(unit), j, -1)
+                    if text[start:end].endswith(unit[:j]) and text.startswith(unit[j:k], end)]
+            end += max(fits, default=0)
+        if _NUMERAL_RE.search(text[end - 1]):
+            um = _UNIT_AT_RE.match(text, end)
+            if um:
+                end = um.end()
+        qm = _QUALIFIER_RE.match(text, end)
+        if qm:
+            end = qm.end()
+    return end
+
+
 def extract_answer(question: str, passages: Sequence[Passage]) -> Span | None:
     """Find the exact answer span for ``question`` in ranked ``passages``.
 

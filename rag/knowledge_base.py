@@ -16,13 +16,16 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .chunking import ChunkSettings, chunk_text
+from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
+from .chunking import ChunkSettings, chunk_text, retrieval_text
 from .embedding import file_sha256
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
-from .retrieval import MODES, AnswerGate, FusionSettings, Hit
+from .filters import OVERFETCH, Filters
+from .retrieval import MODES, FusionSettings, Hit
 from .retrieval import search as hybrid_search
 from .store import (
     FORMAT_VERSION,
@@ -31,12 +34,16 @@ from .store import (
     WriteLock,
     check_model,
     empty_snapshot,
+    has_headings,
     load_snapshot,
     read_manifest,
     rebuild_hint,
     write_generation,
 )
 from .types import Answer, Document, Passage
+
+if TYPE_CHECKING:
+    from .answering.generate import Generator
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,7 @@ EMBED_BATCH = 128  # chunks embedded as soon as this many wait, so a commit by t
 COMMIT_OVERHEAD = 10  # commit at most every COMMIT_OVERHEAD x the last commit's duration (<= ~10% of a run)
 # zero-width and bidi marks, C0/C1 controls, and lone surrogates (from a bad byte in argv or
 # a JSON "\ud800"), which no tokenizer or encoder can take
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -116,18 +124,13 @@ def _valid_text(name: str) -> str:
     return _SURROGATE.sub(escape, name)
 
 
-def retrieval_text(title: str, chunk: str) -> str:
-    """What the retrievers see: the chunk with its title as context."""
-    return chunk if not title or chunk.startswith(title) else f"{title}\n{chunk}"
-
-
 @dataclass
 class _Pending:
     """Documents read and embedded but not yet committed."""
 
     docs: list[tuple[Document, str | None]] = field(default_factory=list)  # (document, file hash)
     replace: list[str] = field(default_factory=list)  # doc ids whose old rows go
-    chunk_rows: list[tuple[str, int, int, int]] = field(default_factory=list)
+    chunk_rows: list[tuple[str, int, int, int, str]] = field(default_factory=list)  # doc, idx, start, end, heading
     texts: list[str] = field(default_factory=list)
     # embedded so far: the vectors of each distinct text (in order of first appearance),
     # and for texts[i], i < len(rows), the row of its vector
@@ -165,10 +168,12 @@ class KnowledgeBase:
         chunk_overlap: int = 200,
         tokenizer: str = "bigram",
         fusion: FusionSettings | None = None,
-        reranker: str | None = None,
+        reader: str | Reader | None = None,
+        reranker: str | Reranker | None = None,
         lock_timeout: float = 600.0,
         commit_every: int = 2000,
         commit_seconds: float = 60.0,
+        generator: Generator | None = None,
     ) -> None:
         from .embedding import load_embedder
 
@@ -192,9 +197,10 @@ class KnowledgeBase:
         settings = (manifest or {}).get("chunking") or {"size": chunk_size, "overlap": chunk_overlap}
         self.chunking = ChunkSettings(**settings)
         self.tokenizer = (manifest or {}).get("tokenizer", tokenizer)
-        self._reranker_spec = reranker
-        self._reranker = None
+        reader_obj = make_reader(reader)
+        self.pipeline = Pipeline(reader_obj, make_reranker(reranker, reader_obj))
         self._progress = False
+        self.generator = generator  # optional written answers: rag.answering.write_answer / stream_answer
 
     # -- state -------------------------------------------------------------------------
     def _current(self) -> Snapshot | None:
@@ -394,8 +400,8 @@ class KnowledgeBase:
     def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None) -> None:
         chunks = chunk_text(doc.text, doc.doc_id, self.chunking)
         pending.docs.append((doc, file_hash))
-        pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end) for c in chunks)
-        pending.texts.extend(retrieval_text(doc.title, c.text) for c in chunks)
+        pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end, c.heading) for c in chunks)
+        pending.texts.extend(retrieval_text(doc.title, c.text, c.heading) for c in chunks)
 
     def _embed(self, pending: _Pending) -> None:
         """Embed the texts of ``pending`` that have no vector yet. Each distinct text is
@@ -460,7 +466,7 @@ class KnowledgeBase:
                   counts.get(d.doc_id, 0)) for d, fh in pending.docs],
             )
             con.executemany(
-                'INSERT INTO chunks (id, doc_id, idx, start, "end") VALUES (?,?,?,?,?)',
+                'INSERT INTO chunks (id, doc_id, idx, start, "end", heading) VALUES (?,?,?,?,?,?)',
                 [(int(i), *row) for i, row in zip(new_ids, pending.chunk_rows)],
             )
 
@@ -479,67 +485,73 @@ class KnowledgeBase:
             self._query_cache[question] = vec
         return vec
 
-    def search(self, question: str, top_k: int = 5, mode: str = "hybrid") -> list[Passage]:
-        """The ``top_k`` passages that best match ``question``, best first."""
+    def search(self, question: str, top_k: int = 5, mode: str = "hybrid", filters: dict | None = None) -> list[Passage]:
+        """The ``top_k`` passages that best match ``question``, best first: the retriever's
+        candidates (``mode``: hybrid, dense or bm25), the first of them reordered by the
+        reranker. ``filters`` (see :mod:`rag.filters`: since, until, doc_type, doc_ids) keep
+        only passages of matching documents, chosen from a larger candidate pool."""
         question = clean_question(question)
         check_top_k(top_k)
+        wanted = Filters.parse(filters)
         if mode not in MODES:
             raise QuestionError(f"mode must be one of {', '.join(MODES)}")
         snap = self._current()
         if snap is None or snap.stats.get("chunks", 0) == 0:
             return []
         qvec = self._query_vector(question) if mode != "bm25" else None
-        pool = max(top_k, self.fusion.pool)
-        hits = hybrid_search(snap, question, qvec, pool if self._reranker_spec else top_k, mode, self.fusion)
+        depth = self.pipeline.rerank_depth if self.pipeline.reranker is not None else 0
+        k = max(top_k, depth, OVERFETCH) if wanted else max(top_k, depth)
+        hits = hybrid_search(snap, question, qvec, k, mode, self.fusion)
         with _damaged_rows(snap):
-            passages = _passages(snap, hits)
-        if self._reranker_spec and passages:
-            passages = self._rerank(question, passages)
-        return passages[:top_k]
+            passages = wanted.apply(_passages(snap, hits)) if wanted else _passages(snap, hits)
+        return self.pipeline.rerank(question, passages)[:top_k]
 
-    def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
-        from .retrieval import CrossEncoderReranker
+    @property
+    def answer_gate(self) -> AnswerGate:
+        return self.pipeline.gate
 
-        if self._reranker is None:
-            self._reranker = CrossEncoderReranker(self._reranker_spec)
-        return self._reranker.rerank(question, passages)
+    @answer_gate.setter
+    def answer_gate(self, gate: AnswerGate) -> None:
+        self.pipeline.gate = gate
 
-    answer_gate: AnswerGate = AnswerGate()
-
-    def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid") -> Answer:
+    def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid", filters: dict | None = None) -> Answer:
         """The short answer to ``question`` with its evidence; ``text`` is None when the
         knowledge base holds nothing relevant (the closest passages are still returned).
 
         No answer is given when the question's key terms are absent from the index, when
-        the extractor finds no span, or when the answer's confidence (extractor score and
-        the share of the question its passage holds, see :class:`AnswerGate`) is below
-        ``answer_gate.min_confidence``; ``confidence`` then says how close it came."""
-        from .extraction import extract_answer
-
+        the reader finds no span, or when its confidence is below the gate's threshold
+        (:class:`rag.answering.AnswerGate`); ``confidence`` then says how close it came."""
         question = clean_question(question)
-        passages = self.search(question, top_k=top_k, mode=mode)
+        passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
         snap = self._current()
-        if not passages or snap is None:
+        if snap is None:
             return Answer(question, None, tuple(passages), 0.0)
-        gate = self.answer_gate
-        known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in passages], np.int64))
-        if known <= 0 or gate.key_terms_missing(*snap.bm25.missing_words(question)):
-            return Answer(question, None, tuple(passages), 0.0)  # its key terms are not in the index
-        span = extract_answer(question, passages)
-        if span is None:
-            return Answer(question, None, tuple(passages), 0.0)
-        confidence = gate.confidence(span.score, float(held[span.passage]) / known)
-        if confidence < gate.min_confidence:  # the best evidence is too weak
-            return Answer(question, None, tuple(passages), confidence)
-        source = passages[span.passage].text
-        return Answer(
-            question,
-            span.text,
-            tuple(passages),
-            confidence=confidence,
-            span=span,
-            evidence=source[span.sentence_start:span.sentence_end],
-        )
+
+        def evidence(shown) -> tuple[float, list[float], bool]:
+            if not _CJK.search(question):  # another language: the lexical gate cannot judge it
+                return 1.0, [0.0] * len(shown), False
+            known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in shown], np.int64))
+            missing = self.answer_gate.key_terms_missing(*snap.bm25.missing_words(question))
+            return known, [float(h) / known if known > 0 else 0.0 for h in held], missing
+
+        return self.pipeline.answer(question, passages, evidence)
+
+    def warm_up(self, background: bool = False) -> threading.Thread | None:
+        """Load the embedding model, the reader and the reranker now, so that the first upload
+        and the first question do not wait for them; ``background=True`` does it in a
+        daemon thread (the web app's start) and returns the thread."""
+        if background:
+            thread = threading.Thread(target=self.warm_up, name="rag-warm-up", daemon=True)
+            thread.start()
+            return thread
+        t0 = time.perf_counter()
+        if hasattr(self.embedder, "warm_up"):
+            self.embedder.warm_up()
+        for part in {id(p): p for p in (self.pipeline.reader, self.pipeline.reranker)}.values():
+            if hasattr(part, "warm_up"):
+                part.warm_up()
+        log.info("warmed up in %.1f s", time.perf_counter() - t0)
+        return None
 
     def documents(self) -> list[dict]:
         """One row per document: id, title, source, published, chunks, added."""
@@ -598,21 +610,26 @@ def _passages(snap: Snapshot, hits: list[Hit]) -> list[Passage]:
         return []
     ids = [h.chunk_id for h in hits]
     with snap.connect() as con:
+        heading = "c.heading" if has_headings(con) else "''"  # indexes written before headings
         rows = {
             r[0]: r[1:]
             for r in con.execute(
-                'SELECT c.id, c.doc_id, c.start, c."end", d.title, d.source, d.published, '
+                f'SELECT c.id, c.doc_id, c.start, c."end", d.title, d.source, d.published, {heading}, d.meta, '
                 'substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id '
                 f"WHERE c.id IN ({','.join('?' * len(ids))})",
                 ids,
             )
         }
     out = []
+    metas: dict[str, dict] = {}
     for h in hits:
         if h.chunk_id not in rows:
             continue
-        doc_id, start, end, title, source, published, text = rows[h.chunk_id]
-        out.append(Passage(text, title, source, published, h.score, doc_id, start, end, h.chunk_id, h.dense, h.lexical))
+        doc_id, start, end, title, source, published, head, meta, text = rows[h.chunk_id]
+        if doc_id not in metas:
+            metas[doc_id] = json.loads(meta) if meta else {}
+        out.append(Passage(text, title, source, published, h.score, doc_id, start, end, h.chunk_id, h.dense,
+                           h.lexical, head, metas[doc_id]))
     return out
 
 
@@ -628,13 +645,13 @@ def _with_source(doc: Document, source: str) -> Document:
     return replace(doc, source=source, title=_valid_text(doc.title))  # a title may be the file name
 
 
-def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5) -> Answer:
+def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5, filters: dict | None = None) -> Answer:
     """Answer ``question`` from the index in ``index_dir`` (opened once per folder and reused)."""
     key = str(Path(index_dir).resolve())
     kb = _OPEN.get(key)
     if kb is None:
         kb = _OPEN.setdefault(key, KnowledgeBase(index_dir))
-    return kb.answer(question, top_k=top_k)
+    return kb.answer(question, top_k=top_k, filters=filters)
 
 
 _OPEN: dict[str, KnowledgeBase] = {}

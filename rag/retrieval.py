@@ -15,7 +15,7 @@ set); the figures are in README.md and ``benchmarks/retrieval_quality.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -155,79 +155,3 @@ def search(
         fused = fuse(dense, lexical, settings, strength)
     order = np.argsort(-fused, kind="stable")[:k]
     return [Hit(int(cand[i]), float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
-
-
-@dataclass(frozen=True)
-class AnswerGate:
-    """When ``KnowledgeBase.answer`` gives an answer and when it says nothing was found.
-
-    1. The question's key terms must be in the knowledge base: every key word in it (a
-       name -- place, person, organisation -- or a dictionary noun, as jieba tags them)
-       and at least ``min_found_words`` of its content words must occur somewhere in the
-       index. 「北京有几所大学」 or 「火星上有几家省级博士创新站」 over articles that never
-       mention 北京 or 火星 get no answer, however close the passages look.
-    2. The extractor must find a span, and the answer's ``confidence`` -- the geometric
-       mean of the extractor's score and the share of the question's (IDF-weighted,
-       indexed) terms that the answer's passage holds -- must reach ``min_confidence``.
-
-    ``min_confidence`` was calibrated on the development sets by asking every question
-    against an index without its gold passage (README.md, "Abstention").
-    """
-
-    min_found_words: float = 0.5
-    min_confidence: float = 0.4
-
-    def __post_init__(self) -> None:
-        for name in ("min_found_words", "min_confidence"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-
-    def key_terms_missing(self, missing: list[str], missing_key_words: list[str], n_words: int) -> bool:
-        """Whether the question's key terms are absent from the index."""
-        return bool(missing_key_words) or (n_words > 0 and n_words - len(missing) < self.min_found_words * n_words)
-
-    @staticmethod
-    def confidence(extraction_score: float, passage_share: float) -> float:
-        """Confidence in [0, 1] of an extracted answer."""
-        return float(np.sqrt(min(max(extraction_score, 0.0), 1.0) * min(max(passage_share, 0.0), 1.0)))
-
-
-class CrossEncoderReranker:
-    """Optional second stage: a sentence-transformers CrossEncoder scores (question, passage).
-
-    ``spec`` is the folder of a local CrossEncoder model (models are never downloaded at
-    run time). Passages come back reordered by the model's score, which replaces
-    ``Passage.score``.
-    """
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        self._model = None
-
-    def _load(self):
-        if self._model is None:
-            from .errors import ModelError
-
-            try:
-                from sentence_transformers import CrossEncoder
-
-                self._model = CrossEncoder(self.spec, local_files_only=True, device="cpu")
-            except Exception as exc:
-                raise ModelError(
-                    f"cannot load the reranker {self.spec!r} ({exc}). Give the path of a local "
-                    "CrossEncoder model; models are never downloaded at run time."
-                ) from exc
-        return self._model
-
-    def scores(self, question: str, passages: list) -> np.ndarray:
-        model = self._load()
-        if not passages:
-            return np.zeros(0, np.float32)
-        pairs = [(question, f"{p.title}\n{p.text}" if p.title else p.text) for p in passages]
-        out = model.predict(pairs, show_progress_bar=False, convert_to_numpy=True)
-        return np.asarray(out, np.float32).reshape(len(passages), -1)[:, -1]
-
-    def rerank(self, question: str, passages: list) -> list:
-        scores = self.scores(question, passages)
-        order = np.argsort(-scores, kind="stable")
-        return [replace(passages[i], score=float(scores[i])) for i in order]

@@ -51,9 +51,23 @@ CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
 CREATE INDEX IF NOT EXISTS documents_content ON documents(content_hash);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
-    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, heading TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 """
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a copied older generation's rows up to the current schema: indexes written
+    before chunks had a heading path get the column (empty for their chunks)."""
+    columns = {row[1] for row in con.execute("PRAGMA table_info(chunks)")}
+    if "heading" not in columns:
+        con.execute("ALTER TABLE chunks ADD COLUMN heading TEXT NOT NULL DEFAULT ''")
+
+
+def has_headings(con: sqlite3.Connection) -> bool:
+    """Whether a generation's chunks table has the heading column (older ones lack it and
+    are read as they are, never written in place)."""
+    return any(row[1] == "heading" for row in con.execute("PRAGMA table_info(chunks)"))
 # Test hook for the crash tests (docs/reliability.md): RAG_TEST_CRASH_AT="point" or "point:n"
 # kills this process with SIGKILL at ``point`` of its n-th generation write (default: the
 # first). Points, in order: rows-written, before-rename, after-rename, after-manifest.
@@ -456,6 +470,7 @@ def _write_files(snapshot: Snapshot, tmp: Path, vectors, bm25: BM25Index, change
                 with snapshot.connect() as src:
                     src.backup(con)
             con.executescript(_SCHEMA)
+            _migrate(con)
             with con:
                 changes(con)
             n_chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
@@ -519,12 +534,12 @@ class WriteLock:
 
         try:
             self._lock.acquire(timeout=self.timeout)
-        except Timeout as exc:  # a TimeoutError, so an OSError: first
+        except Timeout as exc:  # before OSError: filelock's Timeout is a TimeoutError
             raise IndexLockedError(
                 f"another process is writing {self.folder} (lock file {self.folder / '.lock'}); "
                 f"waited {self.timeout:g} s. Try again when it has finished."
             ) from exc
-        except OSError as exc:  # the lock file cannot be created: a read-only folder, a full disk
+        except OSError as exc:
             raise write_error(self.folder, self.folder / ".lock", exc) from exc
         return self
 

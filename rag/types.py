@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
+
+
+def page_at(page_starts: str, offset: int) -> int | None:
+    """The 1-based page holding ``offset``, given a document's ``meta["page_starts"]``
+    (comma-separated start offsets of its pages); None for a document without pages."""
+    if not page_starts:
+        return None
+    return bisect_right([int(s) for s in page_starts.split(",")], max(offset, 0)) or 1
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class Chunk:
     text: str
     start: int
     end: int
+    heading: str = ""  # the headings it sits under: 「第三章 … > 第三十八条」 (no document title)
 
 
 @dataclass(frozen=True)
@@ -43,9 +53,23 @@ class Passage:
     chunk_id: int = -1
     dense_score: float | None = None
     lexical_score: float | None = None
+    heading: str = ""  # see Chunk.heading
+    meta: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # the document's
+
+    @property
+    def page(self) -> int | None:
+        """The page the passage starts on (PDFs, scans), for a citation's 「第3页」."""
+        return page_at(self.meta.get("page_starts", ""), self.start)
+
+    def citation(self) -> str:
+        """One line naming the source for a reader: title（文号）, authority, date, page, heading."""
+        number = self.meta.get("doc_number")
+        parts = [f"{self.title}（{number}）" if number else self.title, self.meta.get("authority"),
+                 self.published, f"第{self.page}页" if self.page else None, self.heading]
+        return "  ".join(p for p in parts if p)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "text": self.text,
             "title": self.title,
             "source": self.source,
@@ -55,6 +79,12 @@ class Passage:
             "start": self.start,
             "end": self.end,
         }
+        out.update({k: self.meta[k] for k in ("doc_number", "authority", "doc_type") if self.meta.get(k)})
+        if self.heading:
+            out["heading"] = self.heading
+        if self.page is not None:
+            out["page"] = self.page
+        return out
 
 
 @dataclass(frozen=True)
@@ -82,6 +112,14 @@ class Answer:
     span: Span | None = None
     evidence: str | None = None  # the source sentence that holds the answer
 
+    @property
+    def page(self) -> int | None:
+        """The page the answer itself is on (PDFs, scans), for a citation's 「第3页」."""
+        if self.span is None:
+            return None
+        p = self.passages[self.span.passage]
+        return page_at(p.meta.get("page_starts", ""), p.start + self.span.start)
+
     def to_dict(self) -> dict:
         out = {
             "question": self.question,
@@ -96,5 +134,6 @@ class Answer:
                 "start": self.span.start,
                 "end": self.span.end,
                 "kind": self.span.kind,
+                "page": self.page,
             }
         return out

@@ -1,10 +1,12 @@
-"""Screenshot of the web app answering the seed question -> docs/screenshot.png.
+"""Screenshots of the web app answering the seed question, for the README:
 
-    python scripts/screenshot.py [--index-dir DIR] [--out docs/screenshot.png]
+    python scripts/screenshot.py [--index-dir DIR] [--out-dir docs]
 
-Without --index-dir, a temporary index is built from data/articles. The app runs in this
-process on a free local port; Debian's chromium (/usr/bin/chromium) takes the picture,
-with the same flags as the browser tests. Nothing is fetched from the network.
+writes ``screenshot.png`` (light, 1280x800), ``screenshot-dark.png`` (dark, 1280x800) and
+``screenshot-phone.png`` (light, 390x844) into ``--out-dir``. Without --index-dir, a
+temporary index is built from data/articles. The app runs in this process on a free local
+port; Debian's chromium (/usr/bin/chromium) takes the pictures, with the same flags as the
+browser tests. Nothing is fetched from the network.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ import rag  # noqa: F401  (sets the offline environment before gradio is importe
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-QUESTION = "晋中有几家省级博士创新站"
+QUESTIONS = ("晋中有几家省级博士创新站", "那国家博士后科研站呢？")
+SHOTS = (  # file, viewport, color scheme
+    ("screenshot.png", (1280, 800), "light"),
+    ("screenshot-dark.png", (1280, 800), "dark"),
+    ("screenshot-phone.png", (390, 844), "light"),
+)
 
 
 def _free_port() -> int:
@@ -34,19 +41,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _shoot(browser, url: str, out: Path, size: tuple[int, int], scheme: str, requests: list[str]) -> None:
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="zh-CN",
+                                  color_scheme=scheme, device_scale_factor=1)
+    context.on("request", lambda r: requests.append(r.url))
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.goto(url)
+    page.wait_for_selector("#rag-stat-docs")
+    box = page.locator("#rag-question")
+    for question in QUESTIONS:
+        n = page.locator(".rag-turn").count()
+        box.fill(question)
+        box.press("Enter")
+        page.wait_for_function("n => document.querySelectorAll('.rag-reply-done').length > n", arg=n)
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); }")
+    if size[0] < 600:  # the phone: the first answer, as it arrived
+        page.evaluate("() => document.querySelector('.rag-turn').scrollIntoView({block: 'start'})")
+    else:
+        page.evaluate("() => { const t = document.querySelector('.rag-transcript'); t.scrollTop = 0; window.scrollTo(0, 0); }")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out))
+    context.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index-dir", default=None, help="index to serve (default: a temporary one of data/articles)")
-    parser.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=960)
+    parser.add_argument("--out-dir", default=str(REPO / "docs"))
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
 
     from rag import KnowledgeBase
-    from rag.webapp import build_app, launch
+    from rag.web import build_app, launch
 
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         kb = KnowledgeBase(args.index_dir or Path(tmp) / "index")
         if not kb.documents():
@@ -57,25 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": args.width, "height": args.height}, locale="zh-CN")
-                page.on("request", lambda r: requests.append(r.url))
-                page.set_default_timeout(120_000)
-                page.goto(url)
-                page.wait_for_selector("#rag-stat-docs")
-                box = page.locator("#rag-question textarea")
-                box.fill(QUESTION)
-                box.press("Enter")
-                page.wait_for_selector(".rag-reply:not(.rag-muted) .rag-source-answer")
-                page.evaluate("""() => {
-                    const reply = document.querySelector('.rag-reply:not(.rag-muted)');
-                    const user = document.querySelector('#rag-chat .user-row') || reply;
-                    user.scrollIntoView({block: 'start'});
-                    window.scrollTo(0, 0);
-                    document.activeElement && document.activeElement.blur();
-                }""")
-                page.wait_for_timeout(400)
-                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=args.out)
+                for name, size, scheme in SHOTS:
+                    _shoot(browser, url, out_dir / name, size, scheme, requests)
+                    print(f"wrote {out_dir / name}")
                 browser.close()
         finally:
             app.close()
@@ -84,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     if outside:
         print(f"warning: the page asked for non-local URLs: {outside}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out}")
     return 0
 
 

@@ -17,6 +17,24 @@ SEED_QUESTION = "晋中有几家省级博士创新站"
 SEED_SENTENCE = "建立院士(专家)工作站3家,获批设立1家国家博士后科研站,7家省级博士创新站"
 
 
+RULES = {"RAG_READER": "rules", "RAG_RERANKER": "none"}
+
+
+@pytest.fixture(scope="module")
+def rules_answering():
+    """Answer with the rules and no reranker, in this process and in the CLI processes it
+    starts: for tests of indexing, reliability and input handling on tiny made-up articles,
+    whose reading the trained model is not meant for (tests/test_reader.py tests the model)."""
+    saved = {k: os.environ.get(k) for k in RULES}
+    os.environ.update(RULES)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
     """A real sentence-transformers model shipped in a package (English only)."""

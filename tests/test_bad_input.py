@@ -36,6 +36,11 @@ from .test_reliability import (  # noqa: F401 (base_index, index_copy: shared fi
     write_city_articles,
 )
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
+
 QUESTION, ANSWER = "太原市今年新建了几座公园", "10座"
 
 
@@ -170,7 +175,7 @@ BAD_FILES = {
         "</body></html>", encoding="utf-8"), "navigation"),
     "self-symlink": ("self.txt", _symlink_loop, "does not exist"),
     "missing": ("missing.txt", lambda p: None, "does not exist"),
-    "unsupported-suffix": ("picture.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff\xe0"), "unsupported"),
+    "unsupported-suffix": ("program.exe", lambda p: p.write_bytes(b"MZ\x90\x00"), "unsupported"),
 }
 
 
@@ -209,7 +214,7 @@ def test_bad_files_next_to_good_ones(index_copy, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     for name, make, _ in BAD_FILES.values():
-        if name not in ("missing.txt", "picture.jpg"):
+        if name not in ("missing.txt", "program.exe"):
             make(folder / name)
     write_city_articles(folder, CITIES[5:7], start=30)
     report = KnowledgeBase(index_copy).add([folder])

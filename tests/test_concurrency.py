@@ -31,6 +31,11 @@ from .conftest import REPO
 from .test_knowledge_base import assert_consistent
 from .test_reliability import CITIES, ENV, assert_clean_error, rag, write_city_articles
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
+
 OLD = CITIES[:10]  # in the index before the writer starts: 公园 10..19 座
 NEW = CITIES[10:]  # added while questions run: 体育馆 40..49 座
 MB = 1 << 20
@@ -332,7 +337,7 @@ def _http_ask(url: str, question: str, timeout: float = 300) -> dict:
 def test_web_app_serves_twenty_concurrent_questions_while_a_document_is_added(corpus, index_copy):
     pytest.importorskip("gradio")
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    from rag.webapp import build_app, launch
+    from rag.web import build_app, launch
 
     _, new, _ = corpus
     kb = KnowledgeBase(index_copy, commit_every=1)

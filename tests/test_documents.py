@@ -423,10 +423,11 @@ def image_only_pdf(path: Path) -> None:
         ("text.docx", lambda p: p.write_text("纯文本，不是Word文件。", encoding="utf-8"), "corrupt"),
         ("corrupt.pdf", lambda p: p.write_bytes(b"%PDF-1.4\n1 0 obj garbage\n"), "corrupt"),
         ("notpdf.pdf", lambda p: p.write_bytes(b"<html>error page</html>"), "corrupt"),
-        ("scan.pdf", image_only_pdf, "scanned PDF: no text layer; run OCR first"),
+        ("scan.pdf", image_only_pdf, "scanned PDF: no text layer, and OCR found no text"),
         ("boilerplate.txt", lambda p: p.write_text("登录更多 下载App\n举报收藏\n© 2022 华人头条\n", encoding="utf-8"),
          "no article text"),
-        ("picture.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff"), "unsupported"),
+        ("picture.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff"), "corrupt or unreadable image"),
+        ("program.exe", lambda p: p.write_bytes(b"MZ\x90\x00"), "unsupported"),
     ],
 )
 def test_bad_files_raise_document_error_naming_the_file(tmp_path, name, make, reason):
@@ -448,11 +449,11 @@ def test_missing_file(tmp_path):
 
 def test_iter_files_recursive_sorted_and_filtered(tmp_path):
     for rel in ("b.txt", "a.md", "sub/c.pdf", "sub/deep/d.docx", "sub/e.html", "x.jpg", ".hidden.txt",
-                "~$lock.docx", "UPPER.TXT"):
+                "~$lock.docx", "UPPER.TXT", "y.exe"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x", encoding="utf-8")
     found = [p.relative_to(tmp_path).as_posix() for p in iter_files([tmp_path])]
-    assert found == ["UPPER.TXT", "a.md", "b.txt", "sub/c.pdf", "sub/deep/d.docx", "sub/e.html"]
+    assert found == ["UPPER.TXT", "a.md", "b.txt", "sub/c.pdf", "sub/deep/d.docx", "sub/e.html", "x.jpg"]
     # a file named twice (directly and through its folder) comes once
     assert list(iter_files([tmp_path / "b.txt", tmp_path])).count(tmp_path / "b.txt") == 1
 
@@ -472,7 +473,8 @@ def test_iter_files_errors(tmp_path):
     (tmp_path / "notes.xyz").write_text("x", encoding="utf-8")
     with pytest.raises(DocumentError, match="unsupported"):
         list(iter_files([tmp_path / "notes.xyz"]))
-    assert set(SUPPORTED_SUFFIXES) == {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}
+    assert set(SUPPORTED_SUFFIXES) == {".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".doc", ".xlsx", ".csv",
+                                       ".pptx", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
 # --- large files ----------------------------------------------------------------------

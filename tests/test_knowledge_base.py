@@ -11,17 +11,15 @@ import numpy as np
 import pytest
 
 from rag import Document, KnowledgeBase
-from rag.errors import (
-    DocumentError,
-    IndexCorruptError,
-    IndexMismatchError,
-    IndexWriteError,
-    QuestionError,
-    RagError,
-)
+from rag.errors import DocumentError, IndexCorruptError, IndexMismatchError, QuestionError, RagError
 from rag.store import read_manifest
 
 from .conftest import REPO, SEED, SEED_QUESTION
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
 
 PARAGRAPHS = [
     "太原市今年新建公园12座，城市绿化覆盖率达到43%。",
@@ -165,7 +163,7 @@ def test_failed_write_leaves_previous_index_usable(tmp_path, minilm_path, monkey
 
     monkeypatch.setattr("rag.store.write_json_atomic", crash)
     write_articles(tmp_path / "more", PARAGRAPHS[2:])
-    with pytest.raises(IndexWriteError, match="disk full"):
+    with pytest.raises(RagError, match="disk full"):  # IndexWriteError: one clear line for the CLI
         kb.add([tmp_path / "more"])
     monkeypatch.undo()
     reopened = KnowledgeBase(tmp_path / "ix")

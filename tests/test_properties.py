@@ -20,15 +20,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag import Document, KnowledgeBase
-from rag.chunking import ChunkSettings, chunk_text
+from rag.chunking import ChunkSettings, chunk_text, retrieval_text
 from rag.documents import document_from_text
 from rag.errors import DocumentError, QuestionError
 from rag.extraction import extract_answer
-from rag.knowledge_base import MAX_QUESTION_CHARS, clean_question, retrieval_text
+from rag.knowledge_base import MAX_QUESTION_CHARS, clean_question
 from rag.lexical import tokenize
 from rag.types import Passage
 
 from .conftest import SEED
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
 
 # Every code point, surrogates and controls included, weighted towards the text this
 # system sees: Chinese, its punctuation, digits, measure words and question words.

@@ -25,13 +25,18 @@ import pytest
 from rag import KnowledgeBase
 from rag.store import read_manifest
 
-from .conftest import REPO
+from .conftest import REPO, RULES
 from .test_knowledge_base import assert_consistent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
 
 CITIES = ["太原", "大同", "长治", "晋城", "朔州", "忻州", "吕梁", "临汾", "运城", "阳泉", "晋中", "沈阳",
           "大连", "鞍山", "抚顺", "本溪", "丹东", "锦州", "营口", "阜新"]
 # torch with its default thread count crawls on a busy 2-core machine; the tests time nothing
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", **RULES}
 
 
 def article(city: str, n: int, thing: str = "公园", unit: str = "座") -> str:

@@ -7,13 +7,18 @@ import numpy as np
 import pytest
 
 from rag import Document, KnowledgeBase
+from rag.answering.crossencoder import CrossEncoderReranker
 from rag.retrieval import (
-    CrossEncoderReranker,
     FusionSettings,
     dense_weight_for,
     fuse,
     normalize_scores,
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
 
 # ---------------------------------------------------------------------------------------
 # fusion arithmetic
@@ -153,8 +158,8 @@ def test_reranker_orders_by_its_own_scores(kb_folder, cross_encoder_path):
     from sentence_transformers import CrossEncoder
 
     question = "The committee approved the budget"
-    plain = KnowledgeBase(kb_folder)
-    reranked = KnowledgeBase(kb_folder, reranker=cross_encoder_path)
+    plain = KnowledgeBase(kb_folder, reader="rules", reranker="none")
+    reranked = KnowledgeBase(kb_folder, reader="rules", reranker=cross_encoder_path)
     before = plain.search(question, top_k=5)
     after = reranked.search(question, top_k=5)
     # reranked = the pool (all five chunks here) sorted by the model's predict()
@@ -182,7 +187,7 @@ def test_answers_with_evidence_and_confidence(kb_folder):
     a = kb.answer("晋中有几家省级博士创新站")
     assert a.text == "7家"
     assert "7家省级博士创新站" in a.evidence
-    assert kb.answer_gate.min_confidence <= a.confidence <= 1.0
+    assert kb.answer_gate.threshold(kb.pipeline.reader) <= a.confidence <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -202,7 +207,8 @@ def test_abstains_when_key_terms_are_absent(kb_folder, question):
 
 
 def test_abstains_when_the_evidence_is_weak(kb_folder, monkeypatch):
-    from rag.retrieval import AnswerGate
+    from rag.answering import AnswerGate
+    from rag.answering.rules import confidence
     from rag.types import Span
 
     def extract(question, passages):  # a confident extractor, wrong passage or not
@@ -210,11 +216,11 @@ def test_abstains_when_the_evidence_is_weak(kb_folder, monkeypatch):
         return Span(p.text[:2], 0, 0, 2, 0, len(p.text), 0.81, "what")
 
     monkeypatch.setattr("rag.extraction.extract_answer", extract)
-    kb = KnowledgeBase(kb_folder)
+    kb = KnowledgeBase(kb_folder, reader="rules")
     q = "晋中有几家省级博士创新站"
     first = kb.search(q, top_k=5)[0]
     known, held = kb._current().bm25.query_evidence(q, [first.chunk_id])
-    expected = AnswerGate.confidence(0.81, held[0] / known)
+    expected = confidence(0.81, held[0] / known)
     assert expected == pytest.approx(np.sqrt(0.81 * held[0] / known))
     answered = kb.answer(q)
     assert answered.text == first.text[:2] and answered.confidence == pytest.approx(expected)
@@ -223,7 +229,7 @@ def test_abstains_when_the_evidence_is_weak(kb_folder, monkeypatch):
     assert refused.text is None and refused.confidence == pytest.approx(expected)
     # the extractor finding nothing is no answer either
     monkeypatch.setattr("rag.extraction.extract_answer", lambda q, p: None)
-    assert KnowledgeBase(kb_folder).answer(q).text is None
+    assert KnowledgeBase(kb_folder, reader="rules").answer(q).text is None
 
 
 def test_cli_says_nothing_was_found(kb_folder):
@@ -243,7 +249,7 @@ def test_cli_says_nothing_was_found(kb_folder):
 
 
 def test_answer_gate_settings_are_checked():
-    from rag.retrieval import AnswerGate
+    from rag.answering import AnswerGate
 
     with pytest.raises(ValueError):
         AnswerGate(min_confidence=1.5)

@@ -37,6 +37,11 @@ from .conftest import REPO
 from .test_knowledge_base import assert_consistent
 from .test_reliability import CITIES, ENV, article, assert_clean_error, rag, write_city_articles
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules(rules_answering):
+    """Tiny made-up articles: see conftest.rules_answering."""
+
 QUESTION, ANSWER = f"{CITIES[0]}市今年新建了几座公园", "10座"  # in base_index (tests/test_reliability.py)
 
 

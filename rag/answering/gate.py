@@ -1,0 +1,35 @@
+"""When an answer is given and when the knowledge base says nothing was found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AnswerGate:
+    """The abstention rules around the reader.
+
+    1. The question's key terms must be in the knowledge base: every key word in it (a
+       name -- place, person, organisation -- or a dictionary noun, as jieba tags them)
+       and at least ``min_found_words`` of its content words must occur somewhere in the
+       index. 「北京有几所大学」 or 「火星上有几家省级博士创新站」 over articles that never
+       mention 北京 or 火星 get no answer, however close the passages look.
+    2. The reader must find a span, with a confidence of at least ``min_confidence``, or,
+       when that is None, the reader's own calibrated threshold (``Reader.min_confidence``).
+    """
+
+    min_found_words: float = 0.5
+    min_confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_found_words <= 1.0:
+            raise ValueError("min_found_words must be between 0 and 1")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("min_confidence must be between 0 and 1")
+
+    def threshold(self, reader) -> float:
+        return float(reader.min_confidence if self.min_confidence is None else self.min_confidence)
+
+    def key_terms_missing(self, missing: list[str], missing_key_words: list[str], n_words: int) -> bool:
+        """Whether the question's key terms are absent from the index."""
+        return bool(missing_key_words) or (n_words > 0 and n_words - len(missing) < self.min_found_words * n_words)

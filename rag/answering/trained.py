@@ -1,0 +1,145 @@
+"""The trained model as a Reranker and a Reader, sharing one forward pass.
+
+Reranking reads each candidate with the question (:class:`~.model.ReaderNetwork`); the
+reader then takes the best span of the passages it is given from the same pass (results
+are kept for the last few questions, so reranking and reading cost one forward).
+
+Confidence of a span: the geometric mean of the passage's relevance probability
+(sigmoid of the relevance logit) and the probability that the span beats "no answer"
+(sigmoid of span score minus no-answer score). A count answer is completed to its whole
+quantity (「5506.3万」 -> 「5506.3万标准箱」, 「7%」 -> 「7%以上」) by :func:`complete_quantity`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ..types import Passage, Span
+from .model import ReaderNetwork, Scored
+
+_CACHE = 512  # (question, passage) readings kept
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(x, 40.0), -40.0)))
+
+
+def shown_text(p: Passage) -> tuple[str, int]:
+    """What the model reads for a passage -- what the retrievers saw: its title and heading
+    path, a line break, the text -- and the length of that prefix."""
+    from ..chunking import retrieval_text
+
+    shown = retrieval_text(p.title, p.text, p.heading)
+    return shown, len(shown) - len(p.text)
+
+
+class TrainedReader:
+    """Reranker and reader from the shipped model (``folder``: another trained model)."""
+
+    name = "model"
+    min_confidence = 0.5
+    RETRIEVAL_WEIGHT = 3.0  # logits per unit of min-max normalized retrieval score (benchmarks/rerank_mix.py)
+
+    def __init__(self, folder=None, *, network: ReaderNetwork | None = None,
+                 retrieval_weight: float = RETRIEVAL_WEIGHT) -> None:
+        self.network = network or ReaderNetwork(folder)
+        self.retrieval_weight = retrieval_weight
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, list[Scored]] = OrderedDict()
+
+    def warm_up(self) -> None:
+        self.network.load()
+
+    def scores(self, question: str, passages: Sequence[Passage]) -> list[Scored]:
+        """The model's reading of each passage; readings of recent (question, passage) pairs
+        are kept, so reranking then reading the top passages costs one forward pass."""
+        keys = [_key(question, p) for p in passages]
+        with self._lock:
+            known = {k: self._cache[k] for k in keys if k in self._cache}
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        if todo:
+            shown = [shown_text(passages[i]) for i in todo]
+            for i, s in zip(todo, self.network.read(question, [t for t, _ in shown], [n for _, n in shown])):
+                known[keys[i]] = s
+            with self._lock:
+                for i in todo:
+                    self._cache[keys[i]] = known[keys[i]]
+                while len(self._cache) > _CACHE:
+                    self._cache.popitem(last=False)
+        return [known[k] for k in keys]
+
+    def rerank(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
+        """Ordered by the relevance logit plus ``retrieval_weight`` x the retrieval score
+        (min-max normalized over these passages): the model decides, and the retrievers'
+        evidence breaks its near-ties (two versions of one law's article differ in the
+        title only). Each passage's score becomes its relevance probability."""
+        scored = self.scores(question, passages)
+        order = sorted(range(len(passages)), key=lambda i: -mixed(scored, passages, self.retrieval_weight)[i])
+        return [replace(passages[i], score=_sigmoid(scored[i].relevance)) for i in order]
+
+    def read(self, question: str, passages: Sequence[Passage], evidence: Sequence[float] = ()) -> Span | None:
+        scored = self.scores(question, passages)
+        best, best_conf = -1, -1.0
+        for i, s in enumerate(scored):
+            if s.start < 0:
+                continue
+            conf = math.sqrt(_sigmoid(s.relevance) * _sigmoid(s.best - s.null))
+            if conf > best_conf:
+                best, best_conf = i, conf
+        if best < 0:
+            return None
+        text = passages[best].text
+        start, end = scored[best].start, scored[best].end
+        start, end = _strip(text, start, end)
+        if end <= start:
+            return None
+        start, end = complete_quantity(question, text, start, end)
+        sent_start, sent_end = sentence_around(text, start, end)
+        return Span(text[start:end], best, start, end, sent_start, sent_end, round(best_conf, 4), "model")
+
+
+def mixed(scored: Sequence[Scored], passages: Sequence[Passage], weight: float) -> list[float]:
+    """Relevance logits plus ``weight`` x the passages' retrieval scores scaled to [0, 1]."""
+    retrieval = [float(p.score) for p in passages]
+    lo, hi = min(retrieval, default=0.0), max(retrieval, default=0.0)
+    scale = (lambda x: (x - lo) / (hi - lo)) if hi > lo else (lambda x: 1.0)
+    return [s.relevance + weight * scale(r) for s, r in zip(scored, retrieval)]
+
+
+def _key(question: str, p: Passage) -> str:
+    return hashlib.sha256(f"{question}\x00{p.title}\x00{p.text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_STRIP = " \t\r\n\u3000，,。；;：:、"
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in _STRIP:
+        start += 1
+    while end > start and text[end - 1] in _STRIP:
+        end -= 1
+    return start, end
+
+
+def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence (or sentences) of ``text`` that hold ``text[start:end]``."""
+    from ..chunking import sentence_spans
+
+    spans = sentence_spans(text)
+    first = next((a for a, b in spans if a <= start < b), start)
+    last = next((b for a, b in reversed(spans) if a < end <= b), end)
+    return min(first, start), max(last, end)
+
+
+def complete_quantity(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A count question's answer as its whole quantity (:func:`rag.extraction.count_span`)."""
+    from ..extraction import count_span, question_type
+
+    if question_type(question) != "count":
+        return start, end
+    return count_span(question, text, start, end)

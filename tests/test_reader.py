@@ -1,0 +1,180 @@
+"""The answering components: the trained model (shipped weights, offline), the rules, the
+protocols that make them replaceable, the quantity completion, and the training loop."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from rag import KnowledgeBase
+from rag.answering import Pipeline, Reader, Reranker, make_reader, make_reranker
+from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, best_span
+from rag.answering.rules import RulesReader
+from rag.answering.trained import TrainedReader, complete_quantity
+from rag.errors import ModelError, RagError
+
+from .conftest import SEED_QUESTION, SEED_SENTENCE
+
+
+@pytest.fixture(scope="module")
+def model_reader() -> TrainedReader:
+    return TrainedReader()
+
+
+def test_shipped_model_answers_the_seed_question(seed_index, model_reader):
+    kb = KnowledgeBase(seed_index, reader=model_reader, reranker=model_reader)
+    a = kb.answer(SEED_QUESTION)
+    assert a.text == "7家"
+    assert SEED_SENTENCE in a.passages[0].text
+    assert a.span.passage == 0 and a.passages[0].text[a.span.start:a.span.end] == "7家"
+    assert "7家省级博士创新站" in a.evidence
+    assert model_reader.min_confidence <= a.confidence <= 1.0
+    # reranked scores are probabilities, comparable across questions
+    assert all(0.0 <= p.score <= 1.0 for p in a.passages)
+    assert a.passages[0].score == max(p.score for p in a.passages)
+
+
+@pytest.mark.parametrize("question", ["晋中市长是谁", "火星上有几家省级博士创新站"])
+def test_model_refuses_what_the_article_does_not_say(seed_index, model_reader, question):
+    a = KnowledgeBase(seed_index, reader=model_reader, reranker=model_reader).answer(question)
+    assert a.text is None and a.passages
+
+
+def test_both_readers_fit_the_protocol_and_answer_the_seed(seed_index, model_reader):
+    rules = RulesReader()
+    for reader in (rules, model_reader):
+        assert isinstance(reader, Reader)
+        kb = KnowledgeBase(seed_index, reader=reader, reranker="none")
+        assert kb.answer(SEED_QUESTION).text == "7家", reader.name
+    assert isinstance(model_reader, Reranker)
+    assert make_reader("rules").name == "rules" and make_reader(None).name == "model"
+    assert make_reranker("none", rules) is None
+    reader = make_reader("model")
+    assert make_reranker("model", reader) is reader  # one forward pass serves both
+    with pytest.raises(RagError, match="unknown reader"):
+        make_reader("oracle")
+
+
+def test_a_reranker_of_ones_own_replaces_the_order(seed_index):
+    """Any object with ``rerank`` plugs in; the reader reads what it put first."""
+
+    class Reversed:
+        name = "reversed"
+
+        def rerank(self, question, passages):
+            return list(reversed(passages))
+
+    kb = KnowledgeBase(seed_index, reader="rules", reranker=Reversed())
+    depth = kb.pipeline.rerank_depth
+    plain = KnowledgeBase(seed_index, reader="rules", reranker="none").search(SEED_QUESTION, top_k=8)
+    reranked = kb.search(SEED_QUESTION, top_k=8)
+    assert [p.chunk_id for p in reranked] == [p.chunk_id for p in reversed(plain[:depth])] + [
+        p.chunk_id for p in plain[depth:]]
+
+
+def test_rerank_then_read_is_one_forward_pass(seed_index, monkeypatch):
+    reader = TrainedReader()
+    kb = KnowledgeBase(seed_index, reader=reader, reranker=reader)
+    calls = []
+    real = reader.network.read
+    monkeypatch.setattr(reader.network, "read", lambda q, texts, offsets: calls.append(len(texts)) or real(q, texts, offsets))
+    kb.answer(SEED_QUESTION)
+    assert len(calls) == 1 and calls[0] == min(kb.pipeline.rerank_depth, 8)
+
+
+def test_missing_or_mismatched_weights_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="missing.*--reader rules"):
+        ReaderNetwork(tmp_path).load()
+    folder = tmp_path / "other"
+    folder.mkdir()
+    shutil.copy(SHIPPED_DIR / WEIGHTS, folder / WEIGHTS)
+    config = json.loads((SHIPPED_DIR / CONFIG).read_text(encoding="utf-8"))
+    (folder / CONFIG).write_text(json.dumps(config | {"base_sha256_16": "0" * 16}), encoding="utf-8")
+    with pytest.raises(ModelError, match="another build of the default model"):
+        ReaderNetwork(folder).load()
+
+
+def test_pipeline_gate_uses_the_readers_threshold():
+    gate_default = Pipeline(RulesReader()).gate
+    assert gate_default.threshold(RulesReader()) == RulesReader.min_confidence
+    assert gate_default.threshold(TrainedReader(network=ReaderNetwork(SHIPPED_DIR))) == TrainedReader.min_confidence
+
+
+def test_best_span_respects_order_length_and_mask():
+    import numpy as np
+
+    start = np.array([0.0, 5.0, 1.0, 0.0, 9.0])
+    end = np.array([0.0, 1.0, 6.0, 0.0, 0.0])
+    allowed = np.array([False, True, True, True, True])
+    assert best_span(start, end, allowed) == (1, 2, 11.0)  # not (4, 2): an end before its start
+    assert best_span(start, end, allowed, max_tokens=1)[:2] == (4, 4)
+    assert best_span(start, end, np.zeros(5, bool))[0] == -1
+
+
+@pytest.mark.parametrize(
+    "question, text, span, whole",
+    [
+        ("集装箱吞吐量达到多少万标准箱", "港口集装箱吞吐量达到5506.3万标准箱，增长", "5506.3", "5506.3万标准箱"),
+        ("增长多少", "同比增长7%以上。", "7%", "7%以上"),
+        ("晋中有几家省级博士创新站", "7家省级博士创新站", "7", "7家"),
+        ("晋中有几家省级博士创新站", "7家省级博士创新站", "7家", "7家"),
+        ("有多少人参加", "共有120余人参加", "120", "120余人"),
+        ("晋中有几家省级博士创新站", "获批7家省级博士创新站；", "7家省级博士创新站", "7家"),
+        ("山西智能化煤矿达到多少座", "智能化煤矿达到400座，", "400座", "400座"),
+        ("晋中有几家省级博士创新站", "7家省级博士创新站", "省级博士创新站", "省级博士创新站"),  # no quantity: kept
+        ("博士创新站是什么", "7家省级博士创新站", "7", "7"),  # not a count question
+    ],
+)
+def test_count_answers_are_whole_quantities(question, text, span, whole):
+    start = text.index(span)
+    a, b = complete_quantity(question, text, start, start + len(span))
+    assert text[a:b] == whole
+
+
+@pytest.mark.slow
+def test_training_runs_and_its_loss_falls(tmp_path):
+    """A few steps on a tiny set made here: the loss falls and the export loads as a reader."""
+    from rag.training.data import is_heldout
+    from rag.training.train import main
+
+    facts = [("太原市", "新建公园", "12座"), ("大同市", "建成智能化工作面", "85个"),
+             ("长治市", "新增高新技术企业", "56家"), ("阳泉市", "新建5G基站", "1200个"),
+             ("临汾市", "新增就业岗位", "3.4万个"), ("运城市", "改造老旧小区", "210个")]
+    ids = [f"p{i}" for i in range(200) if not is_heldout(f"p{i}")][:len(facts)]
+    held = next(f"p{i}" for i in range(200) if is_heldout(f"p{i}"))
+    data = tmp_path / "data" / "tiny"
+    data.mkdir(parents=True)
+    passages, questions = [], []
+    for pid, (city, what, number) in zip(ids + [held], facts + [facts[0]]):
+        text = f"{city}人民政府发布年度报告。今年{city}{what}{number}，成效明显。下一步将继续推进。"
+        passages.append({"id": pid, "title": f"{city}年度报告", "text": text, "split": "train"})
+        questions.append({"id": f"q{pid}", "question": f"{city}{what}多少", "answers": [number],
+                          "passage_id": pid, "answer_starts": [text.index(number)], "split": "train"})
+    (data / "passages.jsonl").write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in passages))
+    (data / "questions.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in questions))
+    out = tmp_path / "run"
+    args = ["--data-dir", str(tmp_path / "data"), "--sets", "tiny", "--repeat", "", "--out", str(out),
+            "--steps", "12", "--batch", "3", "--negatives", "1", "--max-length", "96", "--freeze-layers", "10",
+            "--lr", "3e-4", "--head-lr", "3e-3", "--eval-every", "12", "--eval-n", "1", "--ckpt-every", "4",
+            "--export", str(out / "export")]
+    assert main(args) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    assert any(r.get("eval") == "tiny" for r in log)
+    # resumable: a second run with more steps continues from the checkpoint
+    assert main(args[:-2] + ["--steps", "14"]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r][-2:] == [13, 14]
+    from safetensors import safe_open
+
+    with safe_open(str(out / "export" / WEIGHTS), "pt") as f:
+        names = list(f.keys())
+    assert not any("embeddings" in n for n in names)  # frozen: taken from the default model
+    assert not any(f"layer.{i}." in n for n in names for i in range(10))
+    assert {"rel.weight", "span.weight"} <= set(names)
+    scored = ReaderNetwork(out / "export").read("太原市新建公园多少", ["太原市年度报告\n今年太原市新建公园12座。"], [8])
+    assert len(scored) == 1 and 0 <= scored[0].start < scored[0].end <= len("今年太原市新建公园12座。")
