@@ -65,6 +65,13 @@ def model_args(name: str) -> list[str]:
     return ["--model", name]
 
 
+def use_reader(reader: str) -> None:
+    """Answer with ``reader`` in every command this benchmark starts: ``rules`` (default here:
+    the answers are checked, and the rules are what the made-up test articles are for) or
+    ``model`` (the trained reader and reranker, the product's default)."""
+    ENV.update({"RAG_READER": reader, "RAG_RERANKER": "none" if reader == "rules" else "model"})
+
+
 def rag(*args: object, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], cwd=ROOT, env={**ENV, **(env or {})},
                           capture_output=True, text=True, timeout=timeout, check=False)
@@ -167,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-delay", type=float, default=10.0, help="earliest random kill, seconds from start")
     parser.add_argument("--max-delay", type=float, default=300.0, help="latest random kill, seconds from start")
     parser.add_argument("--in-commit", type=float, default=0.3, help="share of trials killed inside a commit")
+    parser.add_argument("--reader", choices=("rules", "model"), default="rules", help="how answers are read")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=None, help="where the index goes (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kill_trials.json")
@@ -176,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT))
+    use_reader(args.reader)
     rng = random.Random(args.seed)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="kill_trials_"))
     seed_index, index = work / "seed_index", work / "index"
@@ -213,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.monotonic() - t0, 1),
     }
     result = {"command": "python benchmarks/kill_trials.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "model": args.model, "commit_seconds": args.commit_seconds, "corpus": str(args.corpus),
+              "model": args.model, "reader": args.reader, "commit_seconds": args.commit_seconds, "corpus": str(args.corpus),
               "summary": summary, "trials": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

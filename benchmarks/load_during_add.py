@@ -40,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from kill_trials import CORPUS, ENV, SEED_ANSWER, SEED_DIR, SEED_QUESTION, model_args, rag
+from kill_trials import CORPUS, ENV, SEED_ANSWER, SEED_DIR, SEED_QUESTION, model_args, rag, use_reader
 
 OLD = ["太原", "大同", "长治", "晋城", "朔州", "忻州", "吕梁", "临汾", "运城", "阳泉"]
 NEW = ["沈阳", "大连", "鞍山", "抚顺", "本溪", "丹东", "锦州", "营口", "阜新", "辽阳"]
@@ -97,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commit-seconds", type=float, default=60.0)
     parser.add_argument("--model", default="default", help="default | minilm | a model folder")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--reader", choices=("rules", "model"), default="rules",
+                        help="how answers are read (rules: what the made-up articles are for)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load_during_add.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    use_reader(args.reader)
     work = Path(tempfile.mkdtemp(prefix="load_during_add_"))
     docs, new_docs, index = work / "docs", work / "new", work / "index"
     shutil.copytree(SEED_DIR, docs)
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     examples = [r for r in records if r["error"] or r["wrong"]][:20]
     result = {"command": "python benchmarks/load_during_add.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "model": args.model, "added_files": len(extra) + len(NEW), "summary": summary, "failures": examples}
+              "model": args.model, "reader": args.reader, "added_files": len(extra) + len(NEW), "summary": summary, "failures": examples}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary, ensure_ascii=False, indent=2))
