@@ -7,7 +7,7 @@ and kills it with SIGKILL:
 * ``random``: after a random delay from process start (``--min-delay`` to ``--max-delay``);
 * ``in-commit``, forced inside a commit (``--in-commit`` of the trials), one of two ways:
   ``watch``: as soon as the writer's temporary generation folder appears (the commit is
-  writing files), plus 0-200 ms; ``hook``: at a named point of its 1st or 2nd commit
+  writing files), plus 0-20 ms; ``hook``: at a named point of its 1st or 2nd commit
   through ``RAG_TEST_CRASH_AT`` (rows-written, before-rename, after-rename, after-manifest).
 
 After each kill: ``rag status --json`` (must work), a consistency check of the generation
@@ -65,6 +65,13 @@ def model_args(name: str) -> list[str]:
     return ["--model", name]
 
 
+def use_reader(reader: str) -> None:
+    """Answer with ``reader`` in every command this benchmark starts: ``rules`` (default here:
+    the answers are checked, and the rules are what the made-up test articles are for) or
+    ``model`` (the trained reader and reranker, the product's default)."""
+    ENV.update({"RAG_READER": reader, "RAG_RERANKER": "none" if reader == "rules" else "model"})
+
+
 def rag(*args: object, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], cwd=ROOT, env={**ENV, **(env or {})},
                           capture_output=True, text=True, timeout=timeout, check=False)
@@ -94,14 +101,14 @@ def temp_leftovers(index: Path) -> list[str]:
     return sorted(p.name for p in index.iterdir() if ".tmp" in p.name)
 
 
-def run_trial(index: Path, corpus: Path, args, rng: random.Random, trial: int) -> dict:
+def run_trial(index: Path, corpus: Path, args, rng: random.Random, trial: int, how: str) -> dict:
+    """One run of ``rag index``, killed ``how``: after a random delay, while a commit writes
+    (``watch``), or at a named point of a commit (``hook``)."""
     before = index_state(index)
-    mode = "in-commit" if rng.random() < args.in_commit else "random"
-    how, env = "delay", {}
-    if mode == "in-commit":
-        how = rng.choice(("watch", "hook"))
-        if how == "hook":
-            env["RAG_TEST_CRASH_AT"] = f"{rng.choice(POINTS)}:{rng.randint(1, 2)}"
+    mode = "random" if how == "delay" else "in-commit"
+    env = {}
+    if how == "hook":
+        env["RAG_TEST_CRASH_AT"] = f"{rng.choice(POINTS)}:{rng.randint(1, 2)}"
     command = [sys.executable, "-m", "rag.cli", "index", str(corpus), "--index-dir", str(index), "-q",
                "--commit-seconds", str(args.commit_seconds), *model_args(args.model)]
     start, start_wall = time.monotonic(), time.time()
@@ -112,7 +119,7 @@ def run_trial(index: Path, corpus: Path, args, rng: random.Random, trial: int) -
     while proc.poll() is None and time.monotonic() < limit:
         if how == "watch" and any(p.name.endswith(f".tmp-{proc.pid}") for p in index.iterdir()):
             in_commit_seen = True
-            time.sleep(rng.uniform(0.0, 0.2))
+            time.sleep(rng.uniform(0.0, 0.02))
             break
         time.sleep(0.01 if how == "watch" else 0.1)
     killed_by = "self (hook)" if how == "hook" else "none"
@@ -137,6 +144,9 @@ def run_trial(index: Path, corpus: Path, args, rng: random.Random, trial: int) -
     row = {
         "trial": trial, "mode": mode, "how": how, "crash_at": env.get("RAG_TEST_CRASH_AT"),
         "killed_by": killed_by if not finished else "finished", "in_commit_seen": in_commit_seen,
+        # the kill landed inside a commit: at a hook point, or with the temporary generation still there
+        "inside_commit": not finished and (killed_by == "self (hook)" and proc.returncode == -signal.SIGKILL
+                                           or bool(leftovers)),
         "returncode": proc.returncode, "seconds_run": round(ran, 1),
         "docs_before": len(before["docs"]), "docs_after": len(after["docs"]),
         "chunks_before": before["chunks"], "chunks_after": after["chunks"],
@@ -164,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-delay", type=float, default=10.0, help="earliest random kill, seconds from start")
     parser.add_argument("--max-delay", type=float, default=300.0, help="latest random kill, seconds from start")
     parser.add_argument("--in-commit", type=float, default=0.3, help="share of trials killed inside a commit")
+    parser.add_argument("--reader", choices=("rules", "model"), default="rules", help="how answers are read")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=None, help="where the index goes (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kill_trials.json")
@@ -173,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT))
+    use_reader(args.reader)
     rng = random.Random(args.seed)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="kill_trials_"))
     seed_index, index = work / "seed_index", work / "index"
@@ -185,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copytree(seed_index, index)
     t0 = time.monotonic()
     rows = []
+    inside = sorted(rng.sample(range(1, args.trials + 1), round(args.in_commit * args.trials)))
+    hows = {trial: ("watch", "hook")[k % 2] for k, trial in enumerate(inside)}
     for trial in range(1, args.trials + 1):
-        rows.append(run_trial(index, args.corpus, args, rng, trial))
+        rows.append(run_trial(index, args.corpus, args, rng, trial, hows.get(trial, "delay")))
         if rows[-1]["killed_by"] == "finished":  # the corpus is in: start over from the seed article
             shutil.rmtree(index)
             shutil.copytree(seed_index, index)
@@ -195,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     since = [r["seconds_since_last_commit"] for r in killed if r["seconds_since_last_commit"] is not None]
     summary = {
         "trials": len(rows), "killed": len(killed),
-        "killed_inside_a_commit": sum(r["mode"] == "in-commit" and (r["in_commit_seen"] or r["crash_at"] is not None)
-                                      and r["killed_by"] != "finished" for r in rows),
+        "killed_inside_a_commit": sum(r["inside_commit"] for r in rows),
         "lost_documents": sum(r["lost"] for r in rows), "reindexed_documents": sum(r["reindexed"] for r in rows),
         "inconsistent": sum(not r["consistent"] for r in rows), "status_failures": sum(not r["status_ok"] for r in rows),
         "wrong_seed_answers": sum(r["seed_answer"] != SEED_ANSWER for r in rows),
@@ -209,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.monotonic() - t0, 1),
     }
     result = {"command": "python benchmarks/kill_trials.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "model": args.model, "commit_seconds": args.commit_seconds, "corpus": str(args.corpus),
+              "model": args.model, "reader": args.reader, "commit_seconds": args.commit_seconds, "corpus": str(args.corpus),
               "summary": summary, "trials": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from kill_trials import CORPUS, ENV, SEED_ANSWER, SEED_DIR, SEED_QUESTION, model_args, rag
+from kill_trials import CORPUS, ENV, SEED_ANSWER, SEED_DIR, SEED_QUESTION, model_args, rag, use_reader
 
 OLD = ["太原", "大同", "长治", "晋城", "朔州", "忻州", "吕梁", "临汾", "运城", "阳泉"]
 NEW = ["沈阳", "大连", "鞍山", "抚顺", "本溪", "丹东", "锦州", "营口", "阜新", "辽阳"]
@@ -97,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commit-seconds", type=float, default=60.0)
     parser.add_argument("--model", default="default", help="default | minilm | a model folder")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--reader", choices=("rules", "model"), default="rules",
+                        help="how answers are read (rules: what the made-up articles are for)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load_during_add.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    use_reader(args.reader)
     work = Path(tempfile.mkdtemp(prefix="load_during_add_"))
     docs, new_docs, index = work / "docs", work / "new", work / "index"
     shutil.copytree(SEED_DIR, docs)
@@ -184,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         writer_rc = writer.returncode
 
     latencies = [r["latency"] for r in records if r["error"] is None]
+    before_add = [r["latency"] for r in records if r["error"] is None and (add_started is None or r["t"] < add_started)]
     during = [r["latency"] for r in records if r["error"] is None and add_started is not None
               and r["t"] >= add_started and (add_finished is None or r["t"] <= add_finished)]
     near_commit = [r["latency"] for r in records if r["error"] is None and any(0 <= r["t"] - c <= 5 for c in commits)]
@@ -196,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         "add_returncode": writer_rc,
         "latency_s": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95),
                       "max": round(max(latencies), 3) if latencies else None},
+        "latency_before_add_s": {"p50": percentile(before_add, 0.5), "p95": percentile(before_add, 0.95),
+                                 "n": len(before_add)},
         "latency_during_add_s": {"p50": percentile(during, 0.5), "p95": percentile(during, 0.95), "n": len(during)},
+        "p50_during_add_over_before": (round(percentile(during, 0.5) / percentile(before_add, 0.5), 2)
+                                       if during and before_add else None),
         "latency_within_5s_after_a_commit_s": {"p50": percentile(near_commit, 0.5), "p95": percentile(near_commit, 0.95),
                                                "n": len(near_commit)},
         "answers_per_second": round(len(latencies) / args.seconds, 2),
@@ -204,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     examples = [r for r in records if r["error"] or r["wrong"]][:20]
     result = {"command": "python benchmarks/load_during_add.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "model": args.model, "added_files": len(extra) + len(NEW), "summary": summary, "failures": examples}
+              "model": args.model, "reader": args.reader, "added_files": len(extra) + len(NEW), "summary": summary, "failures": examples}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary, ensure_ascii=False, indent=2))

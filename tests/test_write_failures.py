@@ -269,3 +269,20 @@ def test_bm25_save_failure_is_not_swallowed_by_the_wrapping(index_copy, monkeypa
     with pytest.raises(TypeError, match="a bug"):
         kb.remove([kb.documents()[0]["doc_id"]])
     assert not [p.name for p in index_copy.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES], ids=["EROFS", "EACCES"])
+def test_lock_file_that_cannot_be_opened(index_copy, monkeypatch, capsys, code):
+    """The first write of a command is the lock file: a read-only or forbidden folder is
+    said at once, not reported as "another process is writing" after the lock timeout."""
+    before = snapshot_files(index_copy)
+    victim = KnowledgeBase(index_copy).documents()[0]["doc_id"]
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: (fail_with(code)() if str(path).endswith(".lock")
+                                                           else real_open(path, *a, **k)))
+    assert cli.main(["remove", victim, "--index-dir", str(index_copy), "--lock-timeout", "600"]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: could not write the index in {index_copy}: {WORDS[code][0]} (writing "
+                          f"{index_copy / '.lock'})"), err
+    assert_unchanged_and_answering(index_copy, before)
