@@ -33,6 +33,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from itertools import pairwise
 
 from .textnorm import normalize_aligned
 from .types import Passage, Span
@@ -1114,7 +1115,7 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     if _RATIO_RE.search(text, start, end):
         return start, end
     cuts = [start] + [m.end() for m in _CLAUSE_CUT_RE.finditer(text, start, end)] + [end]
-    clauses = [(a, b) for a, b in zip(cuts, cuts[1:]) if _NUMERAL_RE.search(text, a, b)]
+    clauses = [(a, b) for a, b in pairwise(cuts) if _NUMERAL_RE.search(text, a, b)]
     if not clauses:
         return start, end
     if len(clauses) > 1:

@@ -54,7 +54,7 @@ def test_an_answer_from_a_document_about_another_place_is_refused(reader, model_
     text = "政府工作报告由陕西省省长赵刚在省十四届人大会议上作。2025年全省生产总值增长5.4%，粮食产量达到1300万吨。"
     shaanxi = _report("陕西省", text, 1)
     pipeline = Pipeline(model_reader if reader == "model" else RulesReader())
-    evidence = lambda ps: (1.0, [1.0] * len(ps), False)  # noqa: E731 (every term indexed)
+    evidence = lambda ps: (1.0, [1.0] * len(ps), False)  # every term indexed
     assert pipeline.answer("陕西粮食产量是多少", [shaanxi], evidence).text == "1300万吨"
     refused = pipeline.answer("上海粮食产量是多少", [shaanxi], evidence)
     assert refused.text is None and refused.passages == (shaanxi,)
