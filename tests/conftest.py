@@ -185,13 +185,13 @@ def stall_after(server: ChatServer, text: str = "") -> Action:
     return act
 
 
-def trickle(server: ChatServer) -> Action:
-    """Stream pieces until the client hangs up, then note that it did."""
+def trickle(server: ChatServer, pieces: int = 600) -> Action:
+    """Stream pieces (one per 50 ms) until the client hangs up, then note that it did."""
 
     def act(h: BaseHTTPRequestHandler, body: dict) -> None:
         sse_head(h)
         try:
-            for _ in range(600):
+            for _ in range(pieces):
                 sse_event(h, chunk("晋中"))
                 if server.release.wait(0.05):
                     return
@@ -208,9 +208,12 @@ def hold(server: ChatServer, first: str, rest: str) -> Action:
         sse_head(h)
         sse_event(h, chunk(first))
         server.release.wait(300)
-        sse_event(h, chunk(rest))
-        sse_event(h, chunk(finish="stop"))
-        sse_event(h, "[DONE]")
+        try:
+            sse_event(h, chunk(rest))
+            sse_event(h, chunk(finish="stop"))
+            sse_event(h, "[DONE]")
+        except OSError:  # the client stopped meanwhile
+            server.client_gone.set()
 
     return act
 
