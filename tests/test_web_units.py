@@ -274,3 +274,17 @@ def test_a_page_that_left_does_not_keep_a_job_running(chat_server, monkeypatch):
     monkeypatch.setattr(written, "IDLE_SECONDS", -1.0)  # every job counts as idle now
     jobs.start(_seed_answer())  # starting a job sweeps the idle ones: stopped and forgotten
     assert "服务器上已没有这次生成" in jobs.poll({"job": left, "cursor": 0})["html"]
+
+
+def test_a_dismissed_failed_upload_does_not_come_back_with_the_next_upload():
+    from rag.web.layout import _docs_value
+
+    first = {"name": "data.exe", "reason": "不支持的文件类型 .exe"}
+    second = {"name": "empty.txt", "reason": "文件是空的（0 字节）"}
+    after_upload = json.loads(_docs_value(json.dumps({"v": 1}), failed=[first]))
+    assert after_upload["failed"] == [first]
+    # the page's 移除 drops it from the widget's value, which the next upload sends back
+    dismissed = json.dumps({**after_upload, "failed": []})
+    assert json.loads(_docs_value(dismissed, failed=[second]))["failed"] == [second]
+    # not dismissed: kept, once
+    assert json.loads(_docs_value(json.dumps(after_upload), failed=[first, second]))["failed"] == [first, second]

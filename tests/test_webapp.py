@@ -757,3 +757,51 @@ def test_a_failing_endpoint_gives_a_notice_and_abstention_calls_nothing(llm_weba
         # and the chat goes on
         assert ask(page, SEED_QUESTION).locator(".rag-written-notice").inner_text().startswith("生成式回答不可用")
     assert len(chat.requests) == 2
+
+
+# -- dates and titles from what a document shows (issue 10, defect 5) -------------------------
+DATED_PAGE = """<html><head><meta charset="utf-8"><title>关于进一步优化营商环境的若干措施_某某市人民政府</title></head>
+<body><div><a href="/">首页</a> <a href="/zw">政务公开</a></div>
+<div class="article"><h1>关于进一步优化营商环境的若干措施</h1>
+<div class="info">2025年3月18日 来源：某某市发展和改革委员会</div>
+<p>为进一步激发市场主体活力，结合我市实际，制定以下措施。</p>
+<p>一、持续深化“放管服”改革。企业开办时间压缩至1个工作日以内。</p>
+</div><div class="footer">版权所有 某某市人民政府 2025</div></body></html>"""
+REPORT_TEXT = ("2026年山西省政府工作报告\n——2026年2月2日在山西省第十四届人民代表大会第五次会议上\n"
+               "今年要新建70个博士创新站，引进高层次人才1000人。\n")
+WQY_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+
+
+@pytest.mark.browser
+def test_uploads_are_dated_and_titled_from_their_visible_header(webapp, browser, tmp_path):
+    if not WQY_FONT.exists():
+        pytest.skip("fonts-wqy-microhei is missing")
+    from fpdf import FPDF
+
+    url, kb = webapp
+    before = len(kb.documents())
+    page_file = tmp_path / "yingshang.html"
+    page_file.write_text(DATED_PAGE, encoding="utf-8")
+    report = tmp_path / "shanxi_report.txt"
+    report.write_text(REPORT_TEXT, encoding="utf-8")
+    printed = tmp_path / "printed.pdf"  # printed from a browser: its metadata title is about:blank
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.add_font("cjk", fname=str(WQY_FONT))
+    pdf.set_font("cjk", size=12)
+    pdf.set_title("about:blank")
+    for line in ("晋中市人才工作情况通报", "2024年10月7日", "晋中市已建成7家省级博士创新站。"):
+        pdf.multi_cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(printed))
+    expected = {"关于进一步优化营商环境的若干措施": "2025-03-18", "2026年山西省政府工作报告": "2026-02-02",
+                "晋中市人才工作情况通报": "2024-10-07"}
+    with opened(browser, url) as page:
+        report_lines = upload(page, [page_file, report, printed])
+        assert report_lines.count("：已添加") == 3, report_lines
+        for title, date in expected.items():
+            row = doc_row(page, title)
+            row.wait_for()
+            assert row.locator(".rag-doc-cell").first.inner_text().startswith(date), title
+        assert page.locator(".rag-doc-title", has_text="about:blank").count() == 0
+        assert "已删除 3 篇" in delete_documents(page, list(expected))
+    assert len(kb.documents()) == before
