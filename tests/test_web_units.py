@@ -27,7 +27,7 @@ from rag.web.server import (
 from rag.web.uploads import safe_name
 from rag.web.written import WrittenJobs
 
-from .conftest import hold, say, trickle
+from .conftest import say, trickle
 
 HOSTILE = ('榆次区共建成应急避难场所<img src=x onerror="window.__pwned=2">15处，覆盖全部街道。'
            "[点我](http://evil.example/a) ![图](http://evil.example/x.png) ${alert(1)} `x` {{y}}"
@@ -267,12 +267,14 @@ def test_written_jobs_not_started_without_an_endpoint_or_an_answer(chat_server):
 def test_a_page_that_left_does_not_keep_a_job_running(chat_server, monkeypatch):
     from rag.web import written
 
-    chat_server.script = [hold(chat_server, "晋中有7家", "省级博士创新站[1]。"), say("晋中有7家[1]。")]
+    chat_server.script = [trickle(chat_server), say("晋中有7家[1]。")]
     jobs = WrittenJobs(Generator(chat_server.url, "scripted-model", timeout=30))
     left = jobs.start(_seed_answer())["job"]
-    assert jobs.poll({"job": left, "cursor": 0})["text"] == "晋中有7家"
-    monkeypatch.setattr(written, "IDLE_SECONDS", -1.0)  # every job counts as idle now
-    jobs.start(_seed_answer())  # starting a job sweeps the idle ones: stopped and forgotten
+    while not jobs.poll({"job": left, "cursor": 0})["text"]:
+        pass
+    monkeypatch.setattr(written, "IDLE_SECONDS", -1.0)  # as if nobody had polled it for long
+    assert chat_server.client_gone.wait(20), "a job nobody follows kept the endpoint generating"
+    jobs.start(_seed_answer())  # starting a job forgets the idle ones
     assert "服务器上已没有这次生成" in jobs.poll({"job": left, "cursor": 0})["html"]
 
 

@@ -6,8 +6,8 @@ through one. The chat's ``ask`` starts a job here (a thread reading
 which the page shows at once. The page then calls ``written_poll``, which waits up to
 ``POLL_WAIT`` seconds for new text and returns as soon as some arrives, so pieces appear as
 the endpoint sends them; ``written_stop`` stops a job, shutting its connection to the
-endpoint. A job nobody has polled for ``IDLE_SECONDS`` (a closed tab) is stopped and
-forgotten, so nothing keeps running for a page that left. Job ids are random: a session
+endpoint. A job nobody has polled for ``IDLE_SECONDS`` (a closed tab) stops at its next
+piece and is forgotten when the next job starts, so nothing keeps running for a page that left. Job ids are random: a session
 cannot read or stop another's.
 """
 
@@ -61,6 +61,8 @@ class WrittenJob:
                     with self._changed:
                         self.text += item
                         self._changed.notify_all()
+                    if time.monotonic() - self.seen > IDLE_SECONDS:  # the page left: stop generating for it
+                        self.stop_signal.set()
         except Exception:  # stream_answer does not raise for endpoint trouble; this is a bug of ours
             log.exception("written answer failed")
         with self._changed:
