@@ -1101,7 +1101,7 @@ def count_span(question: str, text: str, start: int, end: int) -> tuple[int, int
 
 _CLAUSE_CUT_RE = re.compile(r"[，,；;。！!？?、]")
 _RATIO_RE = re.compile(r"\d\s?[∶:：]\s?\d")  # 「8.3∶41.4∶50.3」 is one answer
-_CHANGE_TO_RE = re.compile(r"(?:提高|增加|增长|提升|上升|扩大|达|下降|降低|减少|缩小|回落|压减|控制)?(?:到|至)")
+_CHANGE_TO_RE = re.compile(r"(?:提高|增加|增长|提升|上升|扩大|下降|降低|减少|缩小|回落|压减)(?:到|至)")  # not a range
 
 
 def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, int]:
@@ -1128,14 +1128,15 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     if not qty:
         return start, end
     first = min(qty, key=lambda m: m.start())
+    begin = first.start() - 1 if first.start() > 0 and text[first.start() - 1] == "第" else first.start()
     stop = _CLAUSE_CUT_RE.search(text, first.end(), first.end() + 12)
     stop_at = stop.start() if stop else len(text) if len(text) - first.end() <= 12 else first.end()
     tail = text[first.end():stop_at]
     tail = tail[:_QUALIFIER_RE.search(tail).start()] if _QUALIFIER_RE.search(tail) else tail
     if tail and len(tail) <= 6 and not _covered(tail, question) and all(
             flag[:1] in "nqmx" for _, flag in _tag(tail)):
-        return first.start(), first.end() + len(tail)
-    return first.start(), first.end()
+        return begin, first.end() + len(tail)
+    return begin, first.end()
 
 
 def _lead_match(text: str, a: int, b: int, question: str) -> float:
