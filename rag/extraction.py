@@ -29,99 +29,41 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from .textnorm import normalize_aligned
 from .types import Passage, Span
+from .zh import jieba, pos_tags, word_freq
+from .zh import lexicon as lx
 
 __all__ = ["extract_answer", "question_type"]
 
 
-def _words(text: str) -> tuple[str, ...]:
-    """A tuple of the whitespace-separated words of ``text`` (for long word lists)."""
-    return tuple(text.split())
-
-
 # --------------------------------------------------------------------------------------
-# Question words
+# Patterns (the words they are built from are in rag.zh.lexicon)
 # --------------------------------------------------------------------------------------
-
-_WHEN_RE = re.compile(
-    r"什么时候|什么时间|什么时期|什么年代|什么日子|何时|何年|何月|何日|哪一?个?年代|哪个时期|哪个朝代"
-    r"|哪一?年|哪一?天|哪一?日|哪个月|几月几[日号]|几月份?|几[日号]|几点|几时"
-)
-_WHO_RE = re.compile(r"谁|哪一?位|何人|什么人")
-_WHY_HOW_RE = re.compile(r"为什么|为何|为啥|怎么|怎样|如何|什么原因|何故")
-_KIND_RE = re.compile(r"哪一?[种类样]|什么[种类样]")
-_COUNT_RE = re.compile(
-    r"百分之几|百分之多少|多少倍|多少钱|多少|第几|(?<!哪)几(?!乎|何|经|率)"
-    r"|(?<![很许诸更较众最过太])多(?:[高长重深远久宽厚快粗少]|大(?!学|型|量|部分|多数))"
-)
-_WHERE_RE = re.compile(
-    r"在哪里|在哪儿|哪里|哪儿|哪些|哪几[个条种家所座位部项类]?|在哪|何处|何地|何方|什么地方|什么位置|什么地点|什么地区|哪一?[个家所座条省市县区国州城镇乡村洲支部间]?"
-)
-_WHAT_RE = re.compile(r"什么|甚么|啥|(?<![任如为几奈])何")
-# Questions without a question word, recognised by how they end.
-_COUNT_TAIL_RE = re.compile(
-    r"(?:数量|数目|人数|总数|个数|总额|金额|规模|比例|比重|面积|总量|增幅|增速|多少)$"
-)
-_WHEN_TAIL_RE = re.compile(r"(?:时间|日期|年份|时候)$")
-_WHERE_TAIL_RE = re.compile(r"(?:地点|位置|地址|所在地|地方)$")
 
 _NAME_ASK_RE = re.compile(r"叫什么|名字|姓名|名叫|称作什么|称为什么")
 _TRAILING_PUNCT_RE = re.compile(r"[\s?？!！。.,，;；:：~～…、\"'“”」』]+$")
 _LEADING_Q_RE = re.compile(r"^(?:请问|请告诉我|请|问|我想知道|想知道|你知道)[,:，：\s]*")
 
-# Measure words / units, longest first. Families let 「多少钱」 prefer 元 and 「多高」 米.
-_UNIT_FAMILIES: dict[str, tuple[str, ...]] = {
-    "area": _words("平方呎 平方英呎 km2 km² m2 m² 平方公里 平方千米 平方米 平方英里 平方英尺 公顷 亩"),
-    "money": _words(
-        "亿美元 万美元 美元 亿元 万元 千元 元 欧元 英镑 日元 港元 港币 人民币 澳元 加元 韩元 新台币 台币 卢布 块钱 块 角"
-    ),
-    "length": _words(
-        "km cm mm m ft mi 光年 公里 呎 吋 千米 公尺 厘米 公分 毫米 英里 英尺 英寸 海里 米 尺 寸 里"
-    ),
-    "weight": _words("kg 千克 公斤 吨 克 斤 磅"),
-    "time": _words("个小时 小时 分钟 个月 星期 年 月 天 日 周 秒"),
-    "age": _words("周岁 岁"),
-    "percent": _words("% ‰ 个百分点 成"),
-    "power": _words("匹马力 马力 万千瓦 千瓦 兆瓦 瓦 千伏 伏"),
-    "temperature": _words("°c ℃ 度"),
-    "speed": _words("km/h 公里/小时 千米/小时 米/秒 m/s mph"),
-    "generic": _words(
-        "人次 万人 个 家 人 名 位 所 场 项 次 件 条 座 台 辆 架 艘 套 种 类 批 届 期 支 队 部 本 篇 "
-        "首 张 幅 集 层 栋 户 处 间 票 分 倍 头 只 株 棵 枚 颗 份 门 节 轮 季 例 起 亿 万 千 百 世纪 "
-        "代 级 股 册 卷 章 回 组 对 双 片 块 幢 话 任 品 部分 首歌 号 路 线 辑 站 关 局 盘 球 席 道 "
-        "页 把 招 瓶 杯 箱 袋 盒 粒 口"
-    ),
-}
-_UNIT_FAMILY: dict[str, str] = {}
-for _fam, _units in _UNIT_FAMILIES.items():
-    for _u in _units:
-        _UNIT_FAMILY.setdefault(_u, _fam)
-_UNITS = sorted(_UNIT_FAMILY, key=len, reverse=True)
-_UNIT_ALT = "|".join(re.escape(u) for u in _UNITS)
-_UNIT_AT_RE = re.compile(rf"(?:{_UNIT_ALT})")
-# Adjective after 多 in 「多高」 etc. -> expected unit family.
-_ADJ_FAMILY = {**dict.fromkeys("高长深远宽厚粗", "length"), "重": "weight", "久": "time", "大": ""}
-
+_UNIT_AT_RE = re.compile(rf"(?:{lx.UNIT_ALT})")
 _CN_DIGITS = "零〇一二两三四五六七八九十百千万亿"
 _ARABIC = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _CN_NUM = rf"[{_CN_DIGITS}]+(?:点[零〇一二三四五六七八九]+)?"
 _RANGE_SEP = r"\s?[-~～至到—–]\s?"
 _ARABIC_QTY = rf"-?{_ARABIC}(?:[万亿]\d{{1,4}})?[万亿千百]{{0,2}}(?:多|余|来)?"
 _ARABIC_COUNT_RE = re.compile(
-    rf"(?<![\d.a-z])(?:第|[$¥￥€£]|hk\$|us\$)?{_ARABIC_QTY}(?:\s?(?:{_UNIT_ALT}))?"
-    rf"(?:{_RANGE_SEP}{_ARABIC_QTY}(?:\s?(?:{_UNIT_ALT}))?)?"
+    rf"(?<![\d.a-z])(?:第|[$¥￥€£]|hk\$|us\$)?{_ARABIC_QTY}(?:\s?(?:{lx.UNIT_ALT}))?"
+    rf"(?:{_RANGE_SEP}{_ARABIC_QTY}(?:\s?(?:{lx.UNIT_ALT}))?)?"
 )
 _CN_COUNT_RE = re.compile(
-    rf"(?<![\d.,])(?:第)?{_CN_NUM}(?:{_RANGE_SEP}{_CN_NUM})?(?:多|余|来)?(?:{_UNIT_ALT})|第[{_CN_DIGITS}]+"
+    rf"(?<![\d.,])(?:第)?{_CN_NUM}(?:{_RANGE_SEP}{_CN_NUM})?(?:多|余|来)?(?:{lx.UNIT_ALT})|第[{_CN_DIGITS}]+"
 )
 _NUMERAL_RE = re.compile(rf"[\d{_CN_DIGITS}]")
-_UNIT_END_RE = re.compile(rf"(?:{_UNIT_ALT})$")
+_UNIT_END_RE = re.compile(rf"(?:{lx.UNIT_ALT})$")
 _BARE_YEAR_RE = re.compile(r"(?:1[0-9]|20)\d{2}\s?年")  # 「2024年」: a date, rarely a count
 _CN_ARTICLE_RE = re.compile(r"一\w|十分|万分|百分|千万|万一|一\w\w")
 _PERCENT_RE = re.compile(rf"百分之(?:{_ARABIC}|{_CN_NUM})")
@@ -150,23 +92,10 @@ _YEAR_IN_DATE_RE = re.compile(
 )
 
 _TITLE_RE = re.compile(r"《[^《》\n]{1,40}》|「[^「」\n]{1,30}」|“[^“”\n]{1,30}”|\"[^\"\n]{1,30}\"")
-# Characters of transliterated foreign names (Xinhua style), for 「阿尔伯特·斯佩尔」.
-_TRANSLIT = (
-    "阿埃艾爱安昂奥澳巴拔白拜班邦保鲍贝本比彼毕宾波伯勃博布查柴楚达戴丹道德登邓迪蒂丁东杜多厄恩尔法凡范菲费芬丰冯"
-    "弗佛福夫伏盖甘冈戈哥格根古瓜圭哈海汉豪赫黑亨洪胡华怀惠霍基吉加嘉贾坚杰金京居卡开凯坎康考柯科可克肯孔库奎拉莱"
-    "赖兰朗劳勒雷蕾里莉利丽连廉林琳伦罗洛卢鲁路吕马玛迈麦曼芒梅门蒙米密明缪摩莫墨默姆穆纳娜奈南内尼妮涅宁纽努诺欧"
-    "帕潘庞佩彭皮珀坡普奇齐恰乔切钦琼丘屈让热瑞若萨塞赛桑瑟森沙莎尚舍申圣施史舒斯丝松苏索塔泰坦汤唐陶特提汀通图托"
-    "瓦旺威韦维温文翁沃乌伍武西希锡席夏谢辛休修雅亚扬耶叶伊依因英尤于宇约扎泽詹兹朱卓佐茨娅黛琪薇露姬翰荷茱莉萝"
-    "芙蒂琳莎娃妲蕾琼凯柏贝尚谷纳奎韦魏沃温肖"
-)
-_FOREIGN_NAME_RE = re.compile(rf"[{_TRANSLIT}]{{1,8}}(?:[·•・‧-][{_TRANSLIT}]{{1,8}})+")
-_PERSON_TITLES = (
-    r"(?:局长|主任|书记|市长|省长|县长|区长|镇长|村长|部长|厅长|主席|总理|校长|院长|董事长|总经理|经理"
-    r"|教授|研究员|专家|会长|社长|主编|导演|作者|所长|处长|科长|站长|队长|组长|委员|代表|负责人|工程师)"
-)
-_PERSON_TITLE_RE = re.compile(_PERSON_TITLES)
+_FOREIGN_NAME_RE = re.compile(rf"[{lx.TRANSLIT}]{{1,8}}(?:[·•・‧-][{lx.TRANSLIT}]{{1,8}})+")
+_PERSON_TITLE_RE = re.compile(lx.PERSON_TITLES)
 _TITLE_NAME_RE = re.compile(
-    _PERSON_TITLES
+    lx.PERSON_TITLES
     + r"([\u4e00-\u9fff]{2,3}?)(?=说|表示|指出|介绍|强调|认为|称|告诉|提出|坦言|透露|解释|[,:(])"
 )
 _PLACE_SUFFIX_RE = re.compile(
@@ -187,16 +116,6 @@ _SLOT_LEAD_TRIM_RE = re.compile(
 )
 _SLOT_TAIL_TRIM_RE = re.compile(r"(?:的|了|是|等|之一|说|表示|指出|介绍|强调|认为|称)$")
 
-_STOP_WORDS = frozenset(
-    _words(
-        """
-        的 了 是 有 在 和 与 及 也 都 就 被 把 对 从 到 于 为 以 而 或 吗 呢 吧 啊 呀 嘛 个 这 那 其 该 此 之 等 中 上 下 内 一 共 一共 总共 大约
-        约 分别 请问 请 告诉 我 你 他 她 它 们 我们 你们 他们 什么 哪 几 多少 谁 何 具体 目前 现在 主要 哪些 如何 怎么 能 会 要 可以 可 需要 已经 曾 曾经
-        还 又 再 很 最 叫 叫做 称 称为 得 地 着 过 给 让 使 将 所 并 且 但 如果 因为 所以 由 向 跟 同 当 时 年 第 多 少 大 是否 有没有 吗? 么 甚么
-        啥 怎样 为什么 为何 哪里 哪儿 哪个 哪位 哪一 哪家 什么样 多大 多久 多长 多高 一下 知道 想 问 是不是 其中 之中
-        """
-    )
-)
 _CONNECTORS = frozenset({"、", "和", "及", "与", "以及", "或", "或者", "、和"})
 
 _MIN_COVERAGE = 0.3  # below this share of the question's key-term weight: abstain
@@ -210,38 +129,6 @@ _TOP_TAGGED = 3  # best sentences segmented and tagged for who/where candidates
 _MAX_SLOT = 40  # longest slot-filling answer, in characters
 
 
-# --------------------------------------------------------------------------------------
-# jieba, loaded lazily
-# --------------------------------------------------------------------------------------
-
-_jieba_lock = threading.Lock()
-_jieba_ready = False
-
-
-def _jieba():
-    """The jieba module, initialised once with its log output silenced."""
-    global _jieba_ready
-    import jieba
-
-    if not _jieba_ready:
-        with _jieba_lock:
-            if not _jieba_ready:
-                import logging
-
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba_ready = True
-    return jieba
-
-
-_SURNAMES = frozenset(
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜"
-    "崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊"
-    "葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉"
-    "骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏"
-    "宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
-)
-_COMPOUND_SURNAMES = _words("欧阳 司马 上官 诸葛 东方 皇甫 令狐 慕容 尉迟 长孙 宇文 司徒 夏侯")
 _HAN_RE = re.compile(r"[\u4e00-\u9fff]+")
 
 
@@ -253,16 +140,13 @@ def _tag(text: str) -> tuple[tuple[str, str], ...]:
     are guessed: two to four Han characters starting with a surname -> ``nr`` (a person),
     ending in a place suffix -> ``ns``; digits -> ``m``; Latin letters -> ``eng``.
     """
-    jb = _jieba()
-    import jieba.posseg as pseg
-
-    tags = pseg.dt.word_tag_tab
+    tags = pos_tags()
     out = []
-    for word in jb.lcut(text):
+    for word in jieba().lcut(text):
         flag = tags.get(word)
         if flag is None:
             if 2 <= len(word) <= 4 and _HAN_RE.fullmatch(word):
-                if word[0] in _SURNAMES or word.startswith(_COMPOUND_SURNAMES):
+                if word[0] in lx.SURNAMES or word.startswith(lx.COMPOUND_SURNAMES):
                     flag = "nr"
                 elif _PLACE_SUFFIX_RE.search(word):
                     flag = "ns"
@@ -281,9 +165,9 @@ def _tag(text: str) -> tuple[tuple[str, str], ...]:
 @lru_cache(maxsize=65536)
 def _term_weight(word: str) -> float:
     """Rarity weight of a word: inverse document frequency from jieba's dictionary."""
-    jb = _jieba()
-    freq = jb.dt.FREQ.get(word, 0)
-    idf = math.log(jb.dt.total / (freq + 1))
+    freqs, total = word_freq()
+    freq = freqs.get(word, 0)
+    idf = math.log(total / (freq + 1))
     w = min(max(idf - 4.0, 1.0), 12.0)
     if len(word) == 1:
         w *= 0.5
@@ -331,28 +215,28 @@ def _clean_question(question: str) -> str:
 
 def _classify(q: str) -> tuple[str, re.Match[str] | None]:
     """Question type and the match of its question word (None when there is none)."""
-    m = _WHEN_RE.search(q)
+    m = lx.WHEN_RE.search(q)
     if m:
         return "when", m
-    m = _WHO_RE.search(q)
+    m = lx.WHO_RE.search(q)
     if m:
         return "who", m
-    m = _WHY_HOW_RE.search(q)
+    m = lx.WHY_HOW_RE.search(q)
     if m:
         return "other", m
-    m = _KIND_RE.search(q)
+    m = lx.KIND_RE.search(q)
     if m:
         return "what", m
-    m = _COUNT_RE.search(q)
+    m = lx.COUNT_RE.search(q)
     if m:
         return "count", m
-    m = _WHERE_RE.search(q)
+    m = lx.WHERE_RE.search(q)
     if m:
         return "where", m
-    m = _WHAT_RE.search(q)
+    m = lx.WHAT_RE.search(q)
     if m:
         return "what", m
-    for qtype, tail in (("count", _COUNT_TAIL_RE), ("when", _WHEN_TAIL_RE), ("where", _WHERE_TAIL_RE)):
+    for qtype, tail in (("count", lx.COUNT_TAIL_RE), ("when", lx.WHEN_TAIL_RE), ("where", lx.WHERE_TAIL_RE)):
         m = tail.search(q)
         if m:
             return qtype, m
@@ -380,7 +264,7 @@ def _key_terms(text: str) -> list[tuple[str, str]]:
     out = []
     for word, flag in _tag(text):
         w = word.strip()
-        if not w or w in _STOP_WORDS or not _HAN_OR_ALNUM_RE.search(w):
+        if not w or w in lx.STOP_WORDS or not _HAN_OR_ALNUM_RE.search(w):
             continue
         if len(w) == 1 and flag in {"p", "u", "uj", "ul", "c", "r", "d", "y", "f", "q"}:
             continue
@@ -400,8 +284,8 @@ def _analyze(question: str) -> _Question:
         left, right = q[: m.start()], q[m.end() :]
         if qtype == "count":
             ordinal = wh == "第几"
-            if wh.startswith("多") and len(wh) == 2 and wh[1] in _ADJ_FAMILY:
-                family = _ADJ_FAMILY[wh[1]]
+            if wh.startswith("多") and len(wh) == 2 and wh[1] in lx.ADJ_FAMILY:
+                family = lx.ADJ_FAMILY[wh[1]]
                 if wh == "多大" and _AGE_HINT_RE.search(q):
                     family = "age"
             elif wh == "多少钱":
@@ -411,7 +295,7 @@ def _analyze(question: str) -> _Question:
             um = _UNIT_AT_RE.match(right)
             if um and m.end() < len(q):
                 unit = um.group(0)
-                family = family or _UNIT_FAMILY.get(unit, "")
+                family = family or lx.UNIT_FAMILY.get(unit, "")
                 right = right[um.end() :]
             if right.startswith(("时间", "长时间")):
                 family = "time"
@@ -423,7 +307,7 @@ def _analyze(question: str) -> _Question:
             if wh.startswith("哪") and len(wh) <= 3:
                 hm = _HEAD_RE.match(right)
                 if hm:
-                    head_words = _jieba().lcut(hm.group(0))
+                    head_words = jieba().lcut(hm.group(0))
                     head = head_words[0] if head_words else ""
                 if len(wh) == 2 and wh[1] in "家所座条省市县区国州城镇乡村洲支部间":
                     head = head or wh[1]
@@ -453,9 +337,9 @@ def _analyze(question: str) -> _Question:
     content = _NON_CONTENT_RE.sub("", left + right)
     attribute = ""
     if qtype == "count":
-        if len(wh) == 2 and wh[0] == "多" and wh[1] in _ADJ_FAMILY:
+        if len(wh) == 2 and wh[0] == "多" and wh[1] in lx.ADJ_FAMILY:
             attribute = wh[1]
-        elif left and left[-1] in _ADJ_FAMILY:
+        elif left and left[-1] in lx.ADJ_FAMILY:
             attribute = left[-1]
     bigrams = frozenset(content[i : i + 2] for i in range(len(content) - 1))
     return _Question(
@@ -471,7 +355,7 @@ def _analyze(question: str) -> _Question:
         entities=tuple(entities),
         names=tuple(names),
         total_weight=sum(terms.values()) or 1.0,
-        unknown=frozenset(t for t in terms if len(t) >= 3 and t not in _jieba().dt.FREQ),
+        unknown=frozenset(t for t in terms if len(t) >= 3 and t not in word_freq()[0]),
         bigrams=bigrams,
         wants_year=wants_year,
         wants_day=wants_day,
@@ -479,7 +363,7 @@ def _analyze(question: str) -> _Question:
         ordinal=ordinal,
         wants_name=qtype == "what" and bool(_NAME_ASK_RE.search(q)),
         attribute=attribute,
-        chars=frozenset(c for c in content if c not in _STOP_WORDS and not c.isdigit()),
+        chars=frozenset(c for c in content if c not in lx.STOP_WORDS and not c.isdigit()),
     )
 
 
@@ -685,7 +569,7 @@ def _count_candidates(q: _Question, s: _Sentence, norm: str) -> list[_Candidate]
         if unit.isascii() and unit.isalpha() and b < len(norm) and norm[b].isascii() and norm[b].isalpha():
             text, unit = text[: -len(unit)].rstrip(), ""  # 「3mb」: m is not a unit here
             b = a + len(text)
-        fam = _UNIT_FAMILY.get(unit, "")
+        fam = lx.UNIT_FAMILY.get(unit, "")
         if q.unit:
             same_family = fam and fam == q.unit_family and fam != "generic"
             fit = 1.0 if unit == q.unit else (0.6 if same_family else 0.05)
