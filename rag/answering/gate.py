@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..config import GateSettings
 
 
-@dataclass(frozen=True)
-class AnswerGate:
+class AnswerGate(GateSettings):
     """The abstention rules around the reader.
 
     1. The question's key terms must be in the knowledge base: every key word in it (a
@@ -16,16 +15,9 @@ class AnswerGate:
        mention 北京 or 火星 get no answer, however close the passages look.
     2. The reader must find a span, with a confidence of at least ``min_confidence``, or,
        when that is None, the reader's own calibrated threshold (``Reader.min_confidence``).
+
+    The settings and their defaults are :class:`rag.config.GateSettings`.
     """
-
-    min_found_words: float = 0.5
-    min_confidence: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_found_words <= 1.0:
-            raise ValueError("min_found_words must be between 0 and 1")
-        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError("min_confidence must be between 0 and 1")
 
     def threshold(self, reader) -> float:
         return float(reader.min_confidence if self.min_confidence is None else self.min_confidence)
