@@ -22,7 +22,7 @@ from rag.ingest import document_from_text, page_of, read_file
 from rag.store import read_manifest
 
 from .conftest import SEED, SEED_QUESTION, SEED_SENTENCE
-from .test_documents import cjk_font
+from .helpers import cjk_font
 
 needs_font = pytest.mark.skipif(cjk_font() is None, reason="no CJK font (apt-get install fonts-wqy-microhei)")
 

@@ -15,10 +15,7 @@ from rag.retrieval import (
     normalize_scores,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """Tiny made-up articles: see conftest.rules_answering."""
+pytestmark = pytest.mark.usefixtures("rules_answering")  # tiny made-up articles: see conftest
 
 # ---------------------------------------------------------------------------------------
 # fusion arithmetic
