@@ -397,7 +397,8 @@ def test_docx_paragraphs_tables_and_properties(tmp_path):
         ("text.docx", lambda p: p.write_text("纯文本，不是Word文件。", encoding="utf-8"), "corrupt"),
         ("corrupt.pdf", lambda p: p.write_bytes(b"%PDF-1.4\n1 0 obj garbage\n"), "corrupt"),
         ("notpdf.pdf", lambda p: p.write_bytes(b"<html>error page</html>"), "corrupt"),
-        ("scan.pdf", image_only_pdf, "scanned PDF: no text layer, and OCR found no text"),
+        pytest.param("scan.pdf", image_only_pdf, "scanned PDF: no text layer, and OCR found no text",
+                     marks=pytest.mark.slow),  # the OCR models
         ("boilerplate.txt", lambda p: p.write_text("登录更多 下载App\n举报收藏\n© 2022 华人头条\n", encoding="utf-8"),
          "no article text"),
         ("picture.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff"), "corrupt or unreadable image"),

@@ -116,6 +116,7 @@ def test_seed_question_is_answered_from_the_scanned_page(scan, tmp_path):
 
 
 @needs_font
+@pytest.mark.slow  # the OCR models
 def test_image_file_is_read_by_ocr(tmp_path):
     path = tmp_path / "notice.png"
     page_image(["晋中市建立院士工作站3家，7家省级博士创新站。"]).crop((0, 0, 1654, 400)).save(path)
