@@ -62,29 +62,8 @@ def _clean_question(question: str) -> str:
 
 def _classify(q: str) -> tuple[str, re.Match[str] | None]:
     """Question type and the match of its question word (None when there is none)."""
-    m = lx.WHEN_RE.search(q)
-    if m:
-        return "when", m
-    m = lx.WHO_RE.search(q)
-    if m:
-        return "who", m
-    m = lx.WHY_HOW_RE.search(q)
-    if m:
-        return "other", m
-    m = lx.KIND_RE.search(q)
-    if m:
-        return "what", m
-    m = lx.COUNT_RE.search(q)
-    if m:
-        return "count", m
-    m = lx.WHERE_RE.search(q)
-    if m:
-        return "where", m
-    m = lx.WHAT_RE.search(q)
-    if m:
-        return "what", m
-    for qtype, tail in (("count", lx.COUNT_TAIL_RE), ("when", lx.WHEN_TAIL_RE), ("where", lx.WHERE_TAIL_RE)):
-        m = tail.search(q)
+    for qtype, pattern in lx.QUESTION_TYPES:
+        m = pattern.search(q)
         if m:
             return qtype, m
     return "other", None

@@ -47,7 +47,7 @@ FOLLOWUP_QUESTION_RE = re.compile(
     + ")"
 )
 
-# Question types for the extractor, tried in this order (rag.extraction._classify).
+# What the extractor's question types are recognised by (QUESTION_TYPES below).
 WHEN_RE = re.compile(
     r"什么时候|什么时间|什么时期|什么年代|什么日子|何时|何年|何月|何日|哪一?个?年代|哪个时期|哪个朝代"
     r"|哪一?年|哪一?天|哪一?日|哪个月|几月几[日号]|几月份?|几[日号]|几点|几时"
@@ -69,6 +69,13 @@ COUNT_TAIL_RE = re.compile(
 )
 WHEN_TAIL_RE = re.compile(r"(?:时间|日期|年份|时候)$")
 WHERE_TAIL_RE = re.compile(r"(?:地点|位置|地址|所在地|地方)$")
+# The extractor's question types, the first pattern that matches wins: question words,
+# then (for questions without one) how the question ends.
+QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("when", WHEN_RE), ("who", WHO_RE), ("other", WHY_HOW_RE), ("what", KIND_RE), ("count", COUNT_RE),
+    ("where", WHERE_RE), ("what", WHAT_RE),
+    ("count", COUNT_TAIL_RE), ("when", WHEN_TAIL_RE), ("where", WHERE_TAIL_RE),
+)
 
 # --------------------------------------------------------------------------------------
 # Measure words
