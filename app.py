@@ -2,6 +2,7 @@
 
 If index/ holds no documents yet, data/articles is indexed first. The same app is
 ``rag serve [--index-dir index] [--host 127.0.0.1] [--port 7860]``; it lives in rag/web/.
+``--llm-url URL --llm-model NAME`` adds written answers from an OpenAI-compatible endpoint.
 """
 
 from __future__ import annotations
@@ -22,10 +23,22 @@ def main() -> int:
     parser.add_argument("--seed", default="data/articles", help="folder indexed first when the index is empty")
     parser.add_argument("--read-only", action="store_true", help="no uploads or deletes")
     parser.add_argument("--auth-file", default=None, help="admins who may upload and delete (see rag serve --help)")
+    parser.add_argument("--llm-url", default=None, metavar="URL",
+                        help="OpenAI-compatible base URL for written answers, e.g. http://127.0.0.1:11434/v1 "
+                             "(off by default; API key from $RAG_LLM_API_KEY)")
+    parser.add_argument("--llm-model", default=None, metavar="NAME", help="model name the endpoint serves")
+    parser.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="longest wait for the connection and each piece of the reply (default 60)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        serve(args.index_dir, args.host, args.port, seed=args.seed, read_only=args.read_only, auth_file=args.auth_file)
+        generator = None
+        if args.llm_url:
+            from rag.answering import Generator
+
+            generator = Generator(args.llm_url, args.llm_model or "", timeout=args.llm_timeout)
+        serve(args.index_dir, args.host, args.port, seed=args.seed, read_only=args.read_only, auth_file=args.auth_file,
+              generator=generator)
     except RagError as exc:
         parser.exit(2, f"error: {exc}\n")
     return 0

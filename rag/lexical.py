@@ -69,19 +69,22 @@ _NAME_TAGS = frozenset(("ns", "nr", "nrt", "nrfg", "nt", "nz"))
 _QUESTION_SET = frozenset(QUESTION_WORDS)
 
 
+def _tagged(question: str) -> list[tuple[str, str]]:
+    """jieba words and part-of-speech tags of a question, its question words removed."""
+    text = QUESTION_WORDS_RE.sub(" ", normalize(question))
+    return [(word.strip(), flag) for word, flag in tag_words(text)]
+
+
 def content_words(question: str) -> list[tuple[str, bool]]:
     """The question's content words: jieba words of two or more characters that are not
     question words or function words, each with whether it is a *key* word: a name (place,
     person, organisation, other proper noun) or a noun in jieba's dictionary. Nouns that
     jieba does not know are mostly names glued to a neighbouring character by the
     segmenter, so they are content words but not key words."""
-    text = QUESTION_WORDS_RE.sub(" ", normalize(question))
-    pairs = tag_words(text)
     freq = jieba().dt.FREQ
     out: list[tuple[str, bool]] = []
     seen: set[str] = set()
-    for word, flag in pairs:
-        word = word.strip()
+    for word, flag in _tagged(question):
         if len(word) < 2 or word in seen or word in _QUESTION_SET or flag.startswith(_FUNCTION_TAGS):
             continue
         if not any(ch.isalnum() for ch in word):
@@ -89,6 +92,23 @@ def content_words(question: str) -> list[tuple[str, bool]]:
         seen.add(word)
         key = flag in _NAME_TAGS or (flag.startswith("n") and freq.get(word, 0) > 0)
         out.append((word, key))
+    return out
+
+
+_PLACE_SUFFIX_RE = re.compile(r"(?<=..)[省市县区]$")
+_COMMON_NAMES = frozenset(("中国", "我国", "中华人民共和国", "全国", "国家", "国务院", "中央"))  # said in many ways
+
+
+def place_and_person_names(question: str) -> list[str]:
+    """Places, organisations and persons the question names (jieba's ns/nt/nr tags), a
+    place's 省/市/县/区 dropped (「山西省」 -> 「山西」): an answer from a passage that names
+    none of them is about something else (「山西省长是谁」 read from Shaanxi's report)."""
+    out = []
+    for word, flag in _tagged(question):
+        if len(word) >= 2 and flag in ("ns", "nt", "nr", "nrfg", "nrt"):
+            name = _PLACE_SUFFIX_RE.sub("", word) if flag == "ns" else word
+            if name not in out and name not in _COMMON_NAMES:
+                out.append(name)
     return out
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +143,173 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+# -- a scripted OpenAI-compatible chat-completions server, for test_generate.py and test_webapp.py:
+# it runs in the test process (http.server on 127.0.0.1, a free port), answers each request with
+# the next scripted action and records every request. No real model is involved.
+
+Action = Callable[[BaseHTTPRequestHandler, dict], None]
+
+
+class ChatServer:
+    """Answers each POST with the next scripted action (the last one repeats)."""
+
+    def __init__(self) -> None:
+        self.release: threading.Event | None = None
+        self.reset()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                action = server.script.pop(0) if len(server.script) > 1 else server.script[0]
+                action(self, body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def reset(self) -> None:
+        """Forget the requests and the script (for a server shared by several tests)."""
+        if self.release is not None:
+            self.release.set()  # ends a reply still stalled from the test before
+        self.requests: list[dict] = []
+        self.script: list[Action] = [say("晋中有7家省级博士创新站[1]。")]
+        self.release = threading.Event()  # ends any stalled or held reply
+        self.client_gone = threading.Event()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def send_reply(h: BaseHTTPRequestHandler, status: int, ctype: str, data: bytes) -> None:
+    h.send_response(status)
+    h.send_header("Content-Type", ctype)
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)
+
+
+def sse_head(h: BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.send_header("Content-Type", "text/event-stream; charset=utf-8")
+    h.send_header("Connection", "close")
+    h.end_headers()
+    h.close_connection = True
+
+
+def sse_event(h: BaseHTTPRequestHandler, data: dict | str) -> None:
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    h.wfile.write(f"data: {payload}\n\n".encode())
+    h.wfile.flush()
+
+
+def chunk(content: str | None = None, finish: str | None = None) -> dict:
+    delta = {} if content is None else {"content": content}
+    return {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta,
+                                                                          "finish_reason": finish}]}
+
+
+def say(text: str, finish: str = "stop", piece: int = 3) -> Action:
+    """Reply with ``text``: one JSON body, or server-sent events of ``piece`` characters."""
+
+    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
+        if not body.get("stream"):
+            reply = {"id": "c1", "object": "chat.completion", "model": body["model"],
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                  "finish_reason": finish}]}
+            send_reply(h, 200, "application/json", json.dumps(reply, ensure_ascii=False).encode())
+            return
+        sse_head(h)
+        h.wfile.write(b": keep-alive\n\n")
+        sse_event(h, {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
+        for i in range(0, len(text), piece):
+            sse_event(h, chunk(text[i:i + piece]))
+        sse_event(h, chunk(finish=finish))
+        sse_event(h, "[DONE]")
+
+    return act
+
+
+def status(code: int, message: str = "error") -> Action:
+    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
+        send_reply(h, code, "application/json", json.dumps({"error": {"message": message}}).encode())
+
+    return act
+
+
+def raw(data: bytes, ctype: str = "application/json") -> Action:
+    """A 200 reply with this body, for either kind of request (streaming ones get it as events)."""
+
+    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
+        if body.get("stream"):
+            sse_head(h)
+            h.wfile.write(b"data: " + data + b"\n\n")
+        else:
+            send_reply(h, 200, ctype, data)
+
+    return act
+
+
+def stall_after(server: ChatServer, text: str = "") -> Action:
+    """Send ``text`` (streaming only), then nothing until the test ends."""
+
+    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
+        if text and body.get("stream"):
+            sse_head(h)
+            sse_event(h, chunk(text))
+        server.release.wait(30)
+
+    return act
+
+
+def trickle(server: ChatServer, pieces: int = 600) -> Action:
+    """Stream pieces (one per 50 ms) until the client hangs up, then note that it did."""
+
+    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
+        sse_head(h)
+        try:
+            for _ in range(pieces):
+                sse_event(h, chunk("晋中"))
+                if server.release.wait(0.05):
+                    return
+        except OSError:
+            server.client_gone.set()
+
+    return act
+
+
+def hold(server: ChatServer, first: str, rest: str) -> Action:
+    """Stream ``first``, wait until the test sets ``server.release``, then stream ``rest``."""
+
+    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
+        sse_head(h)
+        sse_event(h, chunk(first))
+        server.release.wait(300)
+        try:
+            sse_event(h, chunk(rest))
+            sse_event(h, chunk(finish="stop"))
+            sse_event(h, "[DONE]")
+        except OSError:  # the client stopped meanwhile
+            server.client_gone.set()
+
+    return act
+
+
+@pytest.fixture
+def chat_server():
+    """A scripted chat-completions server (ChatServer), one per test."""
+    s = ChatServer()
+    yield s
+    s.close()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,6 +18,7 @@ import pytest
 from rag import KnowledgeBase
 from rag.answering import (
     Generator,
+    StopSignal,
     WrittenAnswer,
     check_answer,
     should_generate,
@@ -31,149 +30,25 @@ from rag.cli import main as cli_main
 from rag.errors import RagError
 from rag.types import Answer, Passage
 
-from .conftest import SEED_QUESTION, SEED_SENTENCE
-
-# -- a scripted chat-completions server ------------------------------------------------------
-
-Action = Callable[[BaseHTTPRequestHandler, dict], None]
-
-
-class ChatServer:
-    """Answers each POST with the next scripted action (the last one repeats)."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.script: list[Action] = [say("晋中有7家省级博士创新站[1]。")]
-        self.release = threading.Event()  # ends any stalled reply at teardown
-        self.client_gone = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                action = server.script.pop(0) if len(server.script) > 1 else server.script[0]
-                action(self, body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _send(h: BaseHTTPRequestHandler, status: int, ctype: str, data: bytes) -> None:
-    h.send_response(status)
-    h.send_header("Content-Type", ctype)
-    h.send_header("Content-Length", str(len(data)))
-    h.end_headers()
-    h.wfile.write(data)
-
-
-def _sse_head(h: BaseHTTPRequestHandler) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", "text/event-stream; charset=utf-8")
-    h.send_header("Connection", "close")
-    h.end_headers()
-    h.close_connection = True
-
-
-def _event(h: BaseHTTPRequestHandler, data: dict | str) -> None:
-    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    h.wfile.write(f"data: {payload}\n\n".encode())
-    h.wfile.flush()
-
-
-def _chunk(content: str | None = None, finish: str | None = None) -> dict:
-    delta = {} if content is None else {"content": content}
-    return {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta,
-                                                                          "finish_reason": finish}]}
-
-
-def say(text: str, finish: str = "stop", piece: int = 3) -> Action:
-    """Reply with ``text``: one JSON body, or server-sent events of ``piece`` characters."""
-
-    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
-        if not body.get("stream"):
-            reply = {"id": "c1", "object": "chat.completion", "model": body["model"],
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                  "finish_reason": finish}]}
-            _send(h, 200, "application/json", json.dumps(reply, ensure_ascii=False).encode())
-            return
-        _sse_head(h)
-        h.wfile.write(b": keep-alive\n\n")
-        _event(h, {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
-        for i in range(0, len(text), piece):
-            _event(h, _chunk(text[i:i + piece]))
-        _event(h, _chunk(finish=finish))
-        _event(h, "[DONE]")
-
-    return act
-
-
-def status(code: int, message: str = "error") -> Action:
-    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
-        _send(h, code, "application/json", json.dumps({"error": {"message": message}}).encode())
-
-    return act
-
-
-def raw(data: bytes, ctype: str = "application/json") -> Action:
-    """A 200 reply with this body, for either kind of request (streaming ones get it as events)."""
-
-    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
-        if body.get("stream"):
-            _sse_head(h)
-            h.wfile.write(b"data: " + data + b"\n\n")
-        else:
-            _send(h, 200, ctype, data)
-
-    return act
-
-
-def stall_after(server: ChatServer, text: str = "") -> Action:
-    """Send ``text`` (streaming only), then nothing until the test ends."""
-
-    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
-        if text and body.get("stream"):
-            _sse_head(h)
-            _event(h, _chunk(text))
-        server.release.wait(30)
-
-    return act
-
-
-def trickle(server: ChatServer) -> Action:
-    """Stream pieces until the client hangs up, then note that it did."""
-
-    def act(h: BaseHTTPRequestHandler, body: dict) -> None:
-        _sse_head(h)
-        try:
-            for _ in range(600):
-                _event(h, _chunk("晋中"))
-                if server.release.wait(0.05):
-                    return
-        except OSError:
-            server.client_gone.set()
-
-    return act
+from .conftest import (
+    SEED_QUESTION,
+    SEED_SENTENCE,
+    ChatServer,
+    chunk,
+    raw,
+    say,
+    send_reply,
+    sse_event,
+    sse_head,
+    stall_after,
+    status,
+    trickle,
+)
 
 
 @pytest.fixture
-def server():
-    s = ChatServer()
-    yield s
-    s.close()
+def server(chat_server):
+    return chat_server
 
 
 @pytest.fixture(autouse=True)
@@ -294,7 +169,7 @@ def test_stream_yields_pieces_then_the_checked_result(server):
 def test_a_server_that_ignores_stream_true_still_works(server):
     reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "晋中有7家[1]。"},
                           "finish_reason": "stop"}]}
-    server.script = [lambda h, body: _send(h, 200, "application/json", json.dumps(reply).encode())]
+    server.script = [lambda h, body: send_reply(h, 200, "application/json", json.dumps(reply).encode())]
     pieces, final = streamed(ANSWER, generator(server))
     assert pieces == ["晋中有7家[1]。"] and final.text == "晋中有7家[1]。" and final.notice is None
 
@@ -456,9 +331,9 @@ def test_a_stream_that_stalls_midway_keeps_what_came_and_says_it_stopped(server)
 
 def test_an_error_event_midway_is_reported(server):
     def act(h, body):
-        _sse_head(h)
-        _event(h, _chunk("晋中有7家"))
-        _event(h, {"error": {"message": "model crashed"}})
+        sse_head(h)
+        sse_event(h, chunk("晋中有7家"))
+        sse_event(h, {"error": {"message": "model crashed"}})
 
     server.script = [act]
     _, final = streamed(ANSWER, generator(server))
@@ -472,6 +347,39 @@ def test_closing_the_stream_hangs_up(server):
     stream.close()  # what a stop button does
     assert server.client_gone.wait(20), "the server kept streaming to a closed connection"
 
+
+
+def test_a_stop_signal_from_another_thread_ends_a_reply_that_waits(server):
+    """A stop button runs in another thread than the one reading the reply, which may be
+    waiting for a piece that does not come: the signal shuts the connection under it."""
+    server.script = [stall_after(server, "晋中有7家省级博士创新站[1]")]  # then silence for 30 s
+    stop = StopSignal()
+    stream = stream_answer(ANSWER, generator(server, timeout=60), stop=stop)
+    assert next(stream) == "晋中有7家省级博士创新站[1]"
+    threading.Thread(target=stop.set).start()
+    final = next(stream)  # returns once the socket is shut, not after the 30 s stall
+    assert not server.release.is_set(), "the reply ended by itself, not by the stop"
+    assert final.text == "晋中有7家省级博士创新站[1]" and final.citations == (1,)
+    assert final.notice == "已停止生成，以上回答不完整"
+
+
+def test_a_stop_signal_hangs_up_on_the_endpoint(server):
+    server.script = [trickle(server)]
+    stop = StopSignal()
+    stream = stream_answer(ANSWER, generator(server, timeout=5), stop=stop)
+    assert next(stream) == "晋中"
+    stop.set()
+    assert server.client_gone.wait(20), "the server kept streaming to a closed connection"
+    final = list(stream)[-1]
+    assert final.text.startswith("晋中") and final.notice == "已停止生成，以上回答不完整"
+
+
+def test_a_stop_before_the_request_sends_nothing(server):
+    stop = StopSignal()
+    stop.set()
+    [final] = stream_answer(ANSWER, generator(server), stop=stop)
+    assert final.text == "" and final.notice == "已停止生成，以下为抽取的答案与出处"
+    assert server.requests == []
 
 # -- abstention: no request at all -------------------------------------------------------
 

@@ -14,6 +14,7 @@ from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, bes
 from rag.answering.rules import RulesReader
 from rag.answering.trained import TrainedReader, complete_quantity
 from rag.errors import ModelError, RagError
+from rag.types import Passage
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE
 
@@ -40,6 +41,33 @@ def test_shipped_model_answers_the_seed_question(seed_index, model_reader):
 def test_model_refuses_what_the_article_does_not_say(seed_index, model_reader, question):
     a = KnowledgeBase(seed_index, reader=model_reader, reranker=model_reader).answer(question)
     assert a.text is None and a.passages
+
+
+def _report(province: str, text: str, chunk_id: int) -> Passage:
+    return Passage(text, f"2026年{province}政府工作报告", f"{province}.txt", "2026-02-01", 1.0,
+                   f"doc-{chunk_id}", 0, len(text), chunk_id)
+
+
+@pytest.mark.parametrize("reader", ["rules", "model"])
+def test_an_answer_from_a_document_about_another_place_is_refused(reader, model_reader):
+    """「上海粮食产量是多少」 must not be answered from Shaanxi's report, though it says one."""
+    text = "政府工作报告由陕西省省长赵刚在省十四届人大会议上作。2025年全省生产总值增长5.4%，粮食产量达到1300万吨。"
+    shaanxi = _report("陕西省", text, 1)
+    pipeline = Pipeline(model_reader if reader == "model" else RulesReader())
+    evidence = lambda ps: (1.0, [1.0] * len(ps), False)  # every term indexed
+    assert pipeline.answer("陕西粮食产量是多少", [shaanxi], evidence).text == "1300万吨"
+    refused = pipeline.answer("上海粮食产量是多少", [shaanxi], evidence)
+    assert refused.text is None and refused.passages == (shaanxi,)
+
+
+def test_the_gate_names_the_places_an_answers_document_lacks():
+    shaanxi = _report("陕西省", "全省粮食产量达到1300万吨。", 1)
+    other = _report("上海市", "上海港集装箱吞吐量5506.3万标准箱。", 2)
+    gate = Pipeline(RulesReader()).gate
+    assert gate.names_missing("上海粮食产量是多少", [shaanxi, other], 0) == ["上海"]  # another document's
+    assert gate.names_missing("上海市粮食产量是多少", [shaanxi], 0) == ["上海"]
+    assert gate.names_missing("陕西省粮食产量是多少", [shaanxi], 0) == []  # the title names it
+    assert gate.names_missing("我国粮食产量是多少", [shaanxi], 0) == []  # said in too many ways
 
 
 def test_both_readers_fit_the_protocol_and_answer_the_seed(seed_index, model_reader):
@@ -125,6 +153,21 @@ def test_best_span_respects_order_length_and_mask():
         ("山西智能化煤矿达到多少座", "智能化煤矿达到400座，", "400座", "400座"),
         ("晋中有几家省级博士创新站", "7家省级博士创新站", "省级博士创新站", "省级博士创新站"),  # no quantity: kept
         ("博士创新站是什么", "7家省级博士创新站", "7", "7"),  # not a count question
+        # one quantity from a span over several clauses or a change
+        ("上海港集装箱吞吐量是多少", "上海港集装箱吞吐量5506.3万标准箱、连续16年排名世界第一，旅客达到1.35亿人次。",
+         "5506.3万标准箱、连续16年排名世界第一，旅客达到1.35亿人次", "5506.3万标准箱"),
+        ("安徽去年新增高新技术企业多少家", "新增科技型中小企业7227家、高新技术企业3200家、专精特新企业1565家",
+         "7227家、高新技术企业3200家、专精特新企业1565家", "3200家"),
+        ("2025年山西人均GDP是多少", "人均GDP从2020年的5.2万元提高到2025年的7.4万元，增长",
+         "人均GDP从2020年的5.2万元提高到2025年的7.4万元", "7.4万元"),
+        ("广东地区生产总值是多少", "地区生产总值从11.37万亿元提高到14.58万亿元，人均地区生产总值从9万元提高到11万元。",
+         "从11.37万亿元提高到14.58万亿元，人均地区生产总值从9万元提高到11万元", "14.58万亿元"),
+        ("细颗粒物年均浓度要控制在多少", "细颗粒物年均浓度控制在29微克/立方米左右。", "29微克", "29微克/立方米左右"),
+        ("长春获得了第几届世界大冬会的举办权", "长春市成功获得第33届世界大冬会举办权，成为全国第二个举办该赛事的城市。",
+         "长春市成功获得第33届世界大冬会举办权，成为全国第二个举办该赛事的城市", "第33届"),
+        ("计划投资多少", "计划投资100亿元用于建设", "100亿元", "100亿元"),  # a verb after it is not a unit
+        ("三次产业结构调整为多少", "三次产业结构调整为8.3∶41.4∶50.3。", "8.3∶41.4∶50.3", "8.3∶41.4∶50.3"),
+        ("研发投入强度目标是多少", "研发投入强度达到3.2％左右", "3.2％", "3.2％左右"),
     ],
 )
 def test_count_answers_are_whole_quantities(question, text, span, whole):

@@ -1,5 +1,6 @@
 """The web app's pieces that need no server and no browser: escaping, scopes, Chinese
-messages, feedback lines, admin passwords."""
+messages, feedback lines, admin passwords, written-answer jobs (against the scripted
+chat-completions server of conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import json
 import pytest
 
 from rag import feedback
+from rag.answering import Generator, Unverified, WrittenAnswer, check_answer
 from rag.errors import DocumentError, IndexLockedError, QuestionError
 from rag.types import Answer, Passage, Span
 from rag.web.handlers import Scope
 from rag.web.messages import GRADIO_STRINGS, error_text, file_reason
-from rag.web.render import render_answer
+from rag.web.render import render_answer, render_written
 from rag.web.server import (
     Access,
     add_admin,
@@ -23,6 +25,9 @@ from rag.web.server import (
     verify_password,
 )
 from rag.web.uploads import safe_name
+from rag.web.written import WrittenJobs
+
+from .conftest import say, trickle
 
 HOSTILE = ('榆次区共建成应急避难场所<img src=x onerror="window.__pwned=2">15处，覆盖全部街道。'
            "[点我](http://evil.example/a) ![图](http://evil.example/x.png) ${alert(1)} `x` {{y}}"
@@ -188,3 +193,100 @@ def test_serving_writable_pages_to_other_machines_is_warned_about():
     assert exposure_warning("127.0.0.1", Access()) is None
     assert exposure_warning("0.0.0.0", Access(read_only=True)) is None
     assert exposure_warning("0.0.0.0", Access(token="t")) is None
+
+
+# -- written answers (an LLM endpoint) -----------------------------------------------------
+def test_a_written_answer_is_escaped_and_its_unverified_sentences_marked():
+    passages = (_passage("晋中有7家省级博士创新站。"),)
+    text = "晋中有9家省级博士创新站[1]。<img src=x onerror=alert()>详见原文。"
+    out = render_written(check_answer(text, passages, "7家"))
+    assert "<img" not in out and "&#60;img" in out
+    assert out.count('class="rag-unverified"') == 1 and "未核实</span>" in out
+    assert '<li class="rag-check">引用：&#91;1&#93;</li>' in out  # brackets escaped like all text
+    assert "不一致：抽取的答案是「7家」" in out
+    failed = render_written(WrittenAnswer("", notice="生成式回答不可用：连接超时（60 秒），以下为抽取的答案与出处"))
+    assert "rag-written-text" not in failed and failed.count("rag-written-notice") == 1
+    assert render_written(WrittenAnswer("x", unverified=(Unverified("不在原文中。", ("y",), (1,)),))).count(
+        "rag-unverified") == 0  # a sentence that is not found is listed, not marked
+
+
+def _seed_answer() -> Answer:
+    text = "建立院士(专家)工作站3家,获批设立1家国家博士后科研站,7家省级博士创新站;"
+    passage = Passage(text, "山西晋中:统筹推进教育科技人才一体改革", "/a/jinzhong.txt", "2024-10-07", 1.0, "d1", 0,
+                      len(text))
+    return Answer("晋中有几家省级博士创新站", "7家", (passage,), 0.9)
+
+
+def _poll_to_end(jobs: WrittenJobs, job: str) -> tuple[str, dict]:
+    text, cursor = "", 0
+    for _ in range(600):
+        out = jobs.poll({"job": job, "cursor": cursor})
+        text, cursor = text + out["text"], out["cursor"]
+        if out["done"]:
+            return text, out
+    raise AssertionError("the job never ended")
+
+
+def test_written_jobs_stream_then_end_checked(chat_server):
+    chat_server.script = [say("晋中有7家省级博士创新站[1]。", piece=2)]
+    jobs = WrittenJobs(Generator(chat_server.url, "scripted-model", timeout=30))
+    started = jobs.start(_seed_answer(), [["晋中在推进什么改革", "教育科技人才一体改革"], ["x", 3], "junk"])
+    assert started["model"] == "scripted-model" and not started["done"]
+    text, end = _poll_to_end(jobs, started["job"])
+    assert text == end["final"] == "晋中有7家省级博士创新站[1]。"
+    assert "引用：&#91;1&#93;" in end["html"] and len(jobs) == 0  # a finished job is forgotten
+    messages = chat_server.requests[0]["body"]["messages"]
+    assert [m["content"] for m in messages[1:3]] == ["晋中在推进什么改革", "教育科技人才一体改革"]  # bad pairs dropped
+    # a job that is gone (finished and read, or the server restarted) ends with a notice
+    for gone in (started["job"], "no-such-job", None):
+        out = jobs.poll({"job": gone, "cursor": 0})
+        assert out["done"] and out["text"] == "" and "服务器上已没有这次生成" in out["html"]
+
+
+def test_written_jobs_stop_hangs_up_and_keeps_what_came(chat_server):
+    chat_server.script = [trickle(chat_server)]
+    jobs = WrittenJobs(Generator(chat_server.url, "scripted-model", timeout=30))
+    job = jobs.start(_seed_answer())["job"]
+    first = jobs.poll({"job": job, "cursor": 0})
+    while not first["text"]:
+        first = jobs.poll({"job": job, "cursor": 0})
+    end = jobs.stop({"job": job})
+    assert chat_server.client_gone.wait(20), "the endpoint kept streaming after the stop"
+    assert end["done"] and end["final"].startswith("晋中") and "已停止生成，以上回答不完整" in end["html"]
+    assert len(jobs) == 0
+
+
+def test_written_jobs_not_started_without_an_endpoint_or_an_answer(chat_server):
+    assert WrittenJobs(None).start(_seed_answer()) is None
+    jobs = WrittenJobs(Generator(chat_server.url, "scripted-model"))
+    abstained = Answer("北京有几所大学", None, _seed_answer().passages, 0.0)
+    assert jobs.start(abstained) is None and jobs.start(Answer("问", None, ())) is None
+    assert chat_server.requests == []
+
+
+def test_a_page_that_left_does_not_keep_a_job_running(chat_server, monkeypatch):
+    from rag.web import written
+
+    chat_server.script = [trickle(chat_server), say("晋中有7家[1]。")]
+    jobs = WrittenJobs(Generator(chat_server.url, "scripted-model", timeout=30))
+    left = jobs.start(_seed_answer())["job"]
+    while not jobs.poll({"job": left, "cursor": 0})["text"]:
+        pass
+    monkeypatch.setattr(written, "IDLE_SECONDS", -1.0)  # as if nobody had polled it for long
+    assert chat_server.client_gone.wait(20), "a job nobody follows kept the endpoint generating"
+    jobs.start(_seed_answer())  # starting a job forgets the idle ones
+    assert "服务器上已没有这次生成" in jobs.poll({"job": left, "cursor": 0})["html"]
+
+
+def test_a_dismissed_failed_upload_does_not_come_back_with_the_next_upload():
+    from rag.web.layout import _docs_value
+
+    first = {"name": "data.exe", "reason": "不支持的文件类型 .exe"}
+    second = {"name": "empty.txt", "reason": "文件是空的（0 字节）"}
+    after_upload = json.loads(_docs_value(json.dumps({"v": 1}), failed=[first]))
+    assert after_upload["failed"] == [first]
+    # the page's 移除 drops it from the widget's value, which the next upload sends back
+    dismissed = json.dumps({**after_upload, "failed": []})
+    assert json.loads(_docs_value(dismissed, failed=[second]))["failed"] == [second]
+    # not dismissed: kept, once
+    assert json.loads(_docs_value(json.dumps(after_upload), failed=[first, second]))["failed"] == [first, second]

@@ -28,7 +28,7 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 import rag  # noqa: F401  (sets the offline environment before gradio is imported)
 
-from .conftest import SEED_QUESTION
+from .conftest import SEED_QUESTION, SEED_SENTENCE, ChatServer, hold, status, trickle
 
 pytestmark = pytest.mark.browser  # a real Gradio server, most tests in Debian's chromium
 
@@ -110,12 +110,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serving(seed_index: Path, folder: Path, access=None):
+def _serving(seed_index: Path, folder: Path, access=None, generator=None):
     from rag import KnowledgeBase
     from rag.web import build_app, launch
 
     shutil.copytree(seed_index, folder)
-    kb = KnowledgeBase(folder)
+    kb = KnowledgeBase(folder, generator=generator)
     app = build_app(kb, access)
     url = launch(app, "127.0.0.1", _free_port(), block=False, quiet=True)
     try:
@@ -648,3 +648,162 @@ def test_admin_login_in_the_page(guarded, browser, tmp_path):
         page.locator("#rag-add").click()
         page.wait_for_function("() => /已添加/.test(document.querySelector('#rag-upload-msg')?.innerText || '')")
     assert any(d["title"] == "寿阳县公告" for d in kb.documents())
+
+
+# -- written answers through an LLM endpoint (issue 14) -------------------------------------
+# The app's generator points at the scripted chat-completions server of conftest.py, which
+# each test scripts; what is tested is the page's handling: the extracted answer first, the
+# written one streamed after it, the stop button, the failure notice, no call on abstention.
+ABSTAINED_QUESTION = "北京有几所大学"  # the seed index holds nothing on it: confidence 0
+
+
+@pytest.fixture(scope="module")
+def llm_webapp(seed_index, tmp_path_factory):
+    """(url, kb, chat): the app with written answers from the scripted server ``chat``."""
+    from rag.answering import Generator
+
+    chat = ChatServer()
+    generator = Generator(chat.url, "scripted-model", timeout=60)
+    try:
+        with _serving(seed_index, tmp_path_factory.mktemp("llm") / "index", generator=generator) as (url, kb, _):
+            yield url, kb, chat
+    finally:
+        chat.close()
+
+
+def _answer_number(kb, question: str) -> int:
+    """The [n] of the passage that holds the extracted answer, as the page numbers them."""
+    return kb.answer(question).span.passage + 1
+
+
+@pytest.mark.browser
+def test_written_answer_streams_after_the_extracted_answer_and_stops(llm_webapp, browser):
+    url, kb, chat = llm_webapp
+    chat.reset()
+    n = _answer_number(kb, SEED_QUESTION)
+    first, rest = f"晋中有7家省级博士创新站[{n}]", f"，还建立了3家院士(专家)工作站[{n}]。"
+    chat.script = [hold(chat, first, rest), trickle(chat, pieces=6000)]
+    with opened(browser, url, PHONE, "dark") as page:
+        send(page, SEED_QUESTION)
+        turn = page.locator(".rag-turn").nth(0)
+        written = turn.locator(".rag-written")
+        # the extracted answer and the sources are there at once; the written answer's first
+        # piece follows while the endpoint still holds the rest
+        written.locator(".rag-written-text", has_text=first).wait_for()
+        assert written.locator(".rag-written-checks").count() == 0  # not the end: the server holds the rest
+        assert turn.locator(".rag-answer-text").inner_text() == "7家"
+        assert turn.locator("details.rag-source").count() >= 1
+        assert page.evaluate(IN_VIEW_JS, ".rag-turn:last-child .rag-answer-text") == "ok"
+        assert written.locator(".rag-written-stop").is_visible()
+        assert "scripted-model" in written.locator(".rag-written-model").inner_text()
+        for selector in (".rag-written-text", ".rag-written-label", ".rag-written-model"):
+            assert contrast(page, selector) >= 4.5, selector
+        body = chat.requests[0]["body"]
+        assert body["stream"] is True and body["messages"][-1]["content"].endswith(f"问题：{SEED_QUESTION}")
+        assert SEED_SENTENCE in body["messages"][-1]["content"]
+
+        # nothing waits for it: a follow-up is answered, and its written answer streams too
+        send(page, FOLLOW_UP)
+        second = page.locator(".rag-turn").nth(1)
+        second.locator(".rag-written-text", has_text="晋中晋中").wait_for()
+        assert "国家博士后科研站" in second.locator(".rag-rewrite").inner_text()
+        history = chat.requests[1]["body"]["messages"]
+        assert [m["content"] for m in history[1:3]] == [SEED_QUESTION, "7家"]  # the turn before
+
+        # 停止生成 stops the stream and hangs up on the endpoint; what came stays, marked
+        second.locator(".rag-written-stop").click()
+        assert chat.client_gone.wait(60), "the endpoint kept streaming after 停止生成"
+        notice = second.locator(".rag-written-notice")
+        notice.wait_for()
+        assert notice.inner_text() == "已停止生成，以上回答不完整"
+        assert second.locator(".rag-written-text").inner_text().startswith("晋中晋中")
+        assert second.locator(".rag-written-stop").count() == 0
+        assert second.locator("details.rag-source").count() >= 1  # the sources stay
+
+        # the first one ends when the endpoint sends the rest: checked, citations listed
+        chat.release.set()
+        checks = written.locator(".rag-written-checks")
+        checks.wait_for()
+        assert written.locator(".rag-written-text").inner_text() == first + rest
+        assert checks.inner_text() == f"引用：[{n}]"
+        assert written.locator(".rag-written-stop").count() == 0
+        assert contrast(page, ".rag-written-checks") >= 4.5
+        assert turn.locator(".rag-answer-text").inner_text() == "7家"
+        # it is kept with the conversation
+        page.reload()
+        page.locator(".rag-turn .rag-written-checks").first.wait_for()
+        assert page.locator(".rag-written-notice").first.inner_text() == "已停止生成，以上回答不完整"
+    assert len(chat.requests) == 2
+
+
+@pytest.mark.browser
+def test_a_failing_endpoint_gives_a_notice_and_abstention_calls_nothing(llm_webapp, browser):
+    url, _, chat = llm_webapp
+    chat.reset()
+    chat.script = [status(500)]
+    with opened(browser, url) as page:
+        reply = ask(page, SEED_QUESTION)
+        notice = reply.locator(".rag-written-notice")
+        notice.wait_for()
+        assert notice.inner_text() == "生成式回答不可用：服务端出错（HTTP 500），以下为抽取的答案与出处"
+        assert reply.locator(".rag-written-text").count() == 0 and reply.locator(".rag-written-stop").count() == 0
+        assert reply.locator(".rag-answer-text").inner_text() == "7家"  # the extracted answer stays
+        assert reply.locator("details.rag-source").count() >= 1
+        assert contrast(page, ".rag-written-notice") >= 4.5
+        assert len(chat.requests) == 1
+        # retrieval abstains: the page says so and the endpoint is not called
+        reply = ask(page, ABSTAINED_QUESTION)
+        assert reply.locator(".rag-notfound").count() == 1
+        assert reply.locator(".rag-written").count() == 0
+        assert len(chat.requests) == 1
+        # and the chat goes on
+        assert ask(page, SEED_QUESTION).locator(".rag-written-notice").inner_text().startswith("生成式回答不可用")
+    assert len(chat.requests) == 2
+
+
+# -- dates and titles from what a document shows (issue 10, defect 5) -------------------------
+DATED_PAGE = """<html><head><meta charset="utf-8"><title>关于进一步优化营商环境的若干措施_某某市人民政府</title></head>
+<body><div><a href="/">首页</a> <a href="/zw">政务公开</a></div>
+<div class="article"><h1>关于进一步优化营商环境的若干措施</h1>
+<div class="info">2025年3月18日 来源：某某市发展和改革委员会</div>
+<p>为进一步激发市场主体活力，结合我市实际，制定以下措施。</p>
+<p>一、持续深化“放管服”改革。企业开办时间压缩至1个工作日以内。</p>
+</div><div class="footer">版权所有 某某市人民政府 2025</div></body></html>"""
+REPORT_TEXT = ("2026年山西省政府工作报告\n——2026年2月2日在山西省第十四届人民代表大会第五次会议上\n"
+               "今年要新建70个博士创新站，引进高层次人才1000人。\n")
+WQY_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+
+
+@pytest.mark.browser
+def test_uploads_are_dated_and_titled_from_their_visible_header(webapp, browser, tmp_path):
+    if not WQY_FONT.exists():
+        pytest.skip("fonts-wqy-microhei is missing")
+    from fpdf import FPDF
+
+    url, kb = webapp
+    before = len(kb.documents())
+    page_file = tmp_path / "yingshang.html"
+    page_file.write_text(DATED_PAGE, encoding="utf-8")
+    report = tmp_path / "shanxi_report.txt"
+    report.write_text(REPORT_TEXT, encoding="utf-8")
+    printed = tmp_path / "printed.pdf"  # printed from a browser: its metadata title is about:blank
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.add_font("cjk", fname=str(WQY_FONT))
+    pdf.set_font("cjk", size=12)
+    pdf.set_title("about:blank")
+    for line in ("晋中市人才工作情况通报", "2024年10月7日", "晋中市已建成7家省级博士创新站。"):
+        pdf.multi_cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(printed))
+    expected = {"关于进一步优化营商环境的若干措施": "2025-03-18", "2026年山西省政府工作报告": "2026-02-02",
+                "晋中市人才工作情况通报": "2024-10-07"}
+    with opened(browser, url) as page:
+        report_lines = upload(page, [page_file, report, printed])
+        assert report_lines.count("：已添加") == 3, report_lines
+        for title, date in expected.items():
+            row = doc_row(page, title)
+            row.wait_for()
+            assert row.locator(".rag-doc-cell").first.inner_text().startswith(date), title
+        assert page.locator(".rag-doc-title", has_text="about:blank").count() == 0
+        assert "已删除 3 篇" in delete_documents(page, list(expected))
+    assert len(kb.documents()) == before

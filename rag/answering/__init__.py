@@ -6,6 +6,7 @@ from .gate import AnswerGate
 from .generate import (
     GenerationError,
     Generator,
+    StopSignal,
     Unverified,
     WrittenAnswer,
     check_answer,
@@ -17,6 +18,6 @@ from .pipeline import READERS, Pipeline, make_reader, make_reranker
 
 __all__ = [
     "READERS", "AnswerGate", "GenerationError", "Generator", "Pipeline", "Reader", "Reranker", "Retriever",
-    "Unverified", "WrittenAnswer", "check_answer", "make_reader", "make_reranker", "should_generate",
+    "StopSignal", "Unverified", "WrittenAnswer", "check_answer", "make_reader", "make_reranker", "should_generate",
     "stream_answer", "write_answer",
 ]

@@ -15,12 +15,24 @@ class AnswerGate(GateSettings):
        mention 北京 or 火星 get no answer, however close the passages look.
     2. The reader must find a span, with a confidence of at least ``min_confidence``, or,
        when that is None, the reader's own calibrated threshold (``Reader.min_confidence``).
+    3. The answer's document must name the places, organisations and persons the question
+       names (in the title, heading or text of its passages shown): 「山西省长是谁」 is not
+       answered from Shaanxi's report, nor 「上海2025年粮食产量」 from Anhui's.
 
     The settings and their defaults are :class:`rag.config.GateSettings`.
     """
 
     def threshold(self, reader) -> float:
         return float(reader.min_confidence if self.min_confidence is None else self.min_confidence)
+
+    @staticmethod
+    def names_missing(question: str, passages, answer_passage: int) -> list[str]:
+        """The question's names that the answer's document, as far as it is shown, lacks."""
+        from ..lexical import place_and_person_names
+
+        doc = passages[answer_passage].doc_id
+        shown = "\n".join(f"{p.title}\n{p.heading}\n{p.text}" for p in passages if p.doc_id == doc)
+        return [n for n in place_and_person_names(question) if n not in shown]
 
     def key_terms_missing(self, missing: list[str], missing_key_words: list[str], n_words: int) -> bool:
         """Whether the question's key terms are absent from the index."""

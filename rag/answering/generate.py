@@ -24,6 +24,8 @@ import json
 import logging
 import os
 import re
+import socket
+import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "GenerationError",
     "Generator",
+    "StopSignal",
     "Unverified",
     "WrittenAnswer",
     "check_answer",
@@ -62,6 +65,51 @@ PASSAGE_CHARS = 1500  # each passage is cut to this many characters in the promp
 
 class GenerationError(RagError):
     """The endpoint could not give a usable reply; the message is a short Chinese reason."""
+
+
+class _Stopped(GenerationError):
+    """The user stopped the reply: not the endpoint's fault, and said so."""
+
+
+class StopSignal:
+    """Stops a streamed reply from another thread (a stop button in the web app).
+
+    Closing the iterator of :func:`stream_answer` works only between pieces, from the thread
+    that reads them; a reply can wait long for its next visible piece (a slow model, a
+    reasoning model's hidden <think> block). :meth:`set` shuts the connection's socket at
+    once instead: the read waiting for the next piece returns, and the endpoint sees the
+    client hang up and can stop generating."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._set = False
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def _watch(self, sock: socket.socket | None) -> None:
+        """Shut ``sock`` when the signal is set (at once if it already is)."""
+        with self._lock:
+            if not self._set:
+                if sock is not None:
+                    self._sockets.append(sock)
+                return
+        raise _Stopped("已停止生成")
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
 
 
 # -- the client ---------------------------------------------------------------------------
@@ -131,11 +179,11 @@ class Generator:
         with self._post(messages, stream=False) as resp:
             return _whole_reply(resp)
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], stop: StopSignal | None = None) -> Iterator[str]:
         """Text pieces as the server sends them (``stream: true``, server-sent events); the
-        generator's return value is the finish reason. Closing it closes the connection.
-        Raises GenerationError."""
-        with self._post(messages, stream=True) as resp:
+        generator's return value is the finish reason. Closing it, or setting ``stop``,
+        closes the connection. Raises GenerationError."""
+        with self._post(messages, stream=True, stop=stop) as resp:
             if "text/event-stream" not in (resp.getheader("Content-Type") or ""):
                 reply = _whole_reply(resp)  # a server that ignores "stream": true
                 yield reply.text
@@ -147,7 +195,7 @@ class Generator:
                     yield piece
             return finish
 
-    def _post(self, messages: list[dict[str, str]], stream: bool) -> _Exchange:
+    def _post(self, messages: list[dict[str, str]], stream: bool, stop: StopSignal | None = None) -> _Exchange:
         body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, "stream": stream}
         headers = {"Content-Type": "application/json",
@@ -155,17 +203,17 @@ class Generator:
         key = os.environ.get(self.api_key_env, "").strip()
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        return _Exchange(self, json.dumps(body, ensure_ascii=False).encode("utf-8"), headers)
+        return _Exchange(self, json.dumps(body, ensure_ascii=False).encode("utf-8"), headers, stop)
 
 
 class _Exchange:
     """One POST to the endpoint, as a context manager: it yields the 200 response and maps
     every transport failure inside the block to a GenerationError with a Chinese reason."""
 
-    def __init__(self, gen: Generator, body: bytes, headers: dict[str, str]) -> None:
+    def __init__(self, gen: Generator, body: bytes, headers: dict[str, str], stop: StopSignal | None = None) -> None:
         import http.client
 
-        self.gen, self.body, self.headers = gen, body, headers
+        self.gen, self.body, self.headers, self.stop = gen, body, headers, stop
         parts = urlsplit(gen.endpoint)
         self.host = parts.netloc
         self.path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -174,6 +222,9 @@ class _Exchange:
 
     def __enter__(self) -> http.client.HTTPResponse:
         try:
+            if self.stop is not None:
+                self.conn.connect()
+                self.stop._watch(self.conn.sock)
             self.conn.request("POST", self.path, body=self.body, headers=self.headers)
             resp = self.conn.getresponse()
             if resp.status != 200:
@@ -573,21 +624,22 @@ def write_answer(kb_answer: Answer, generator: Generator | None,
 
 def stream_answer(kb_answer: Answer, generator: Generator | None,
                   history: Sequence[tuple[str, str]] = (), *,
-                  relevant: bool | None = None) -> Iterator[str | WrittenAnswer]:
+                  relevant: bool | None = None, stop: StopSignal | None = None) -> Iterator[str | WrittenAnswer]:
     """Stream the written answer: text pieces (``str``) as they arrive, then exactly one
     checked :class:`WrittenAnswer` (whose ``text`` is the pieces joined, cleaned). Yields
-    nothing when no generator is configured or retrieval abstained. Closing the iterator
-    (a stop button) closes the connection. Never raises for endpoint trouble."""
+    nothing when no generator is configured or retrieval abstained. Closing the iterator,
+    or setting ``stop`` from another thread (a stop button), closes the connection; the
+    result then keeps what came and says it was stopped. Never raises for endpoint trouble."""
     if generator is None or not should_generate(kb_answer, relevant):
         return
     raw, shown, finish, error, pieces = "", "", None, None, None
     try:
-        pieces = generator.stream(generator.messages(kb_answer.question, kb_answer.passages, history))
+        pieces = generator.stream(generator.messages(kb_answer.question, kb_answer.passages, history), stop)
         while True:
             try:
                 raw += next(pieces)
-            except StopIteration as stop:
-                finish = stop.value
+            except StopIteration as end:
+                finish = end.value
                 break
             visible = _visible(raw)
             if visible and visible.startswith(shown) and len(visible) > len(shown):
@@ -601,6 +653,8 @@ def stream_answer(kb_answer: Answer, generator: Generator | None,
     finally:
         if pieces is not None:
             pieces.close()
+    if stop is not None and stop.is_set():  # a shut socket reads as an end or a reset: neither is the server's
+        error, finish = _Stopped("已停止生成"), None
     yield _finish(kb_answer, generator, raw, finish, error)
 
 
@@ -611,10 +665,14 @@ def _finish(kb_answer: Answer, generator: Generator, raw: str, finish: str | Non
         error = GenerationError("模型返回了空回复")
     if not text:
         rest = "以下为抽取的答案与出处" if kb_answer.text else "以下为检索到的出处"
+        if isinstance(error, _Stopped):
+            return WrittenAnswer("", notice=f"{error}，{rest}")
         return WrittenAnswer("", notice=f"生成式回答不可用：{error}，{rest}")
     checked = check_answer(text, kb_answer.passages, kb_answer.text)
     notes = [checked.notice] if checked.notice else []
-    if error is not None:
+    if isinstance(error, _Stopped):
+        notes.insert(0, f"{error}，以上回答不完整")
+    elif error is not None:
         notes.insert(0, f"生成中断：{error}，以上回答不完整")
     elif finish == "length":
         notes.append(f"回答达到长度上限（{generator.max_tokens} tokens），可能不完整")

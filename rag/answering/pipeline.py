@@ -98,6 +98,8 @@ class Pipeline:
             return Answer(question, None, passages, 0.0)
         if span.score < self.gate.threshold(self.reader):  # the best evidence is too weak
             return Answer(question, None, passages, span.score)
+        if self.gate.names_missing(question, passages, span.passage):  # about another place or person
+            return Answer(question, None, passages, 0.0)
         source = passages[span.passage].text
         return Answer(question, span.text, passages, confidence=span.score, span=span,
                       evidence=source[span.sentence_start:span.sentence_end])

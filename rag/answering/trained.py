@@ -131,9 +131,10 @@ def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def complete_quantity(question: str, text: str, start: int, end: int) -> tuple[int, int]:
-    """A count question's answer as its whole quantity (:func:`rag.extraction.count_span`)."""
-    from ..extraction import count_span, question_type
+    """A count question's answer as one whole quantity (:func:`rag.extraction.one_quantity`,
+    then :func:`rag.extraction.count_span`)."""
+    from ..extraction import count_span, one_quantity, question_type
 
     if question_type(question) != "count":
         return start, end
-    return count_span(question, text, start, end)
+    return count_span(question, text, *one_quantity(question, text, start, end))

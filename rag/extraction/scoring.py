@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 
 from ..textnorm import normalize_aligned
 from ..types import Passage, Span
+from ..zh import lexicon as lx
 from .candidates import (
     _Candidate,
     _clause_candidates,
@@ -22,7 +24,9 @@ from .candidates import (
 )
 from .patterns import (
     _ARABIC_COUNT_RE,
+    _BARE_YEAR_RE,
     _CN_COUNT_RE,
+    _HAN_RE,
     _MAX_SENTENCES,
     _MIN_CONFIDENCE,
     _MIN_COVERAGE,
@@ -34,6 +38,7 @@ from .patterns import (
     _TOP_TAGGED,
     _UNIT_AT_RE,
     _UNIT_END_RE,
+    _tag,
 )
 from .question import _analyze, _Question, _resolve_terms
 
@@ -175,6 +180,7 @@ def _sentence_candidates(q: _Question, s: _Sentence, norm: str, rank: int) -> li
 
 
 _QUALIFIER_RE = re.compile(r"以上|以下|左右|上下|之多|余")
+_PER_UNIT_RE = re.compile(rf"/(?:{lx.UNIT_ALT})")  # 「29微克/立方米」
 # 「多少万标准箱」: a multiplier and the unit the question itself names (「几家省级博士创新站」
 # names the counted thing, not a unit; its 家 is a known measure word)
 _ASKED_UNIT_RE = re.compile(r"(?:多少|几)([万亿千百][^\s?？!！。，,、;；:：的呢吗啊呀]{0,5})")
@@ -202,6 +208,57 @@ def count_span(question: str, text: str, start: int, end: int) -> tuple[int, int
     return start, _quantity_end(question, text, start, end)
 
 
+_CLAUSE_CUT_RE = re.compile(r"[，,；;。！!？?、]")
+_RATIO_RE = re.compile(r"\d\s?[∶:：]\s?\d")  # 「8.3∶41.4∶50.3」 is one answer
+_CHANGE_TO_RE = re.compile(r"(?:提高|增加|增长|提升|上升|扩大|达|下降|降低|减少|缩小|回落|压减|控制)?(?:到|至)")
+
+
+def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A count answer narrowed to one quantity: a span over several clauses keeps the clause
+    whose words (with what precedes it in its clause) best match the question (「7227家、高新
+    技术企业3200家」 for 「新增高新技术企业多少家」 -> 「3200家」), and a change keeps where it
+    ended (「从26.7%提高到52.1%」 -> 「52.1%」; 「从2020年的5.2万元提高到2025年的7.4万元」 ->
+    「7.4万元」). The first quantity left (a year before another quantity skipped) keeps a
+    short noun or measure word after it that the question does not name (「5506.3万标准箱」,
+    「29微克/立方米」) and is then completed by :func:`count_span`."""
+    if _RATIO_RE.search(text, start, end):
+        return start, end
+    cuts = [start] + [m.end() for m in _CLAUSE_CUT_RE.finditer(text, start, end)] + [end]
+    clauses = [(a, b) for a, b in pairwise(cuts) if _NUMERAL_RE.search(text, a, b)]
+    if not clauses:
+        return start, end
+    if len(clauses) > 1:
+        start, end = max(clauses, key=lambda c: (_lead_match(text, c[0], c[1], question), -c[0]))
+    changes = [m for m in _CHANGE_TO_RE.finditer(text, start, end) if _NUMERAL_RE.match(text, m.end())]
+    if changes:
+        start = changes[-1].end()
+    qty = [m for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE) for m in rx.finditer(text, start, end)]
+    qty = [m for m in qty if not (_BARE_YEAR_RE.fullmatch(m.group()) and any(o.start() > m.start() for o in qty))]
+    if not qty:
+        return start, end
+    first = min(qty, key=lambda m: m.start())
+    stop = _CLAUSE_CUT_RE.search(text, first.end(), first.end() + 12)
+    stop_at = stop.start() if stop else len(text) if len(text) - first.end() <= 12 else first.end()
+    tail = text[first.end():stop_at]
+    tail = tail[:_QUALIFIER_RE.search(tail).start()] if _QUALIFIER_RE.search(tail) else tail
+    if tail and len(tail) <= 6 and not _covered(tail, question) and all(
+            flag[:1] in "nqmx" for _, flag in _tag(tail)):
+        return first.start(), first.end() + len(tail)
+    return first.start(), first.end()
+
+
+def _lead_match(text: str, a: int, b: int, question: str) -> float:
+    """How well the words before a clause's first numeral (back to where its clause begins)
+    match the question: Chinese bigrams found in it, less half of those not found."""
+    lo = max(0, a - 20)
+    cuts = [m.end() for m in _CLAUSE_CUT_RE.finditer(text, lo, a)]
+    num = _NUMERAL_RE.search(text, a, b)
+    lead = text[cuts[-1] if cuts else lo:num.start() if num else b]
+    grams = {lead[i:i + 2] for i in range(len(lead) - 1) if _HAN_RE.fullmatch(lead[i:i + 2])}
+    found = sum(g in question for g in grams)
+    return found - 0.5 * (len(grams) - found)
+
+
 def _covered(tail: str, question: str) -> bool:
     """Whether the question already names ``tail`` (most of its character bigrams)."""
     grams = {tail[i:i + 2] for i in range(len(tail) - 1)} or {tail}
@@ -220,6 +277,9 @@ def _quantity_end(question: str, text: str, start: int, end: int) -> int:
             um = _UNIT_AT_RE.match(text, end)
             if um:
                 end = um.end()
+        per = _PER_UNIT_RE.match(text, end)
+        if per and _UNIT_END_RE.search(text[start:end]):
+            end = per.end()
         qm = _QUALIFIER_RE.match(text, end)
         if qm:
             end = qm.end()

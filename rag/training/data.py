@@ -10,6 +10,11 @@ reader: the document is chunked by the product's own chunker (500/200), a chunk 
 the highest-BM25 chunks (the product's own lexical retriever, over training passages only)
 that do not contain the answer: other chunks of the right article first, the commonest miss,
 then chunks of other articles.
+
+Real users type search queries, not the full questions the training sets were written as
+(「晋中 博士创新站 几家」, 「非洲气候带」). :func:`search_style` rewrites a share of the
+training questions that way, from the product's own content-word analysis, so the reranker
+and the reader learn to read keyword queries too; the passages and answers are unchanged.
 """
 
 from __future__ import annotations
@@ -56,6 +61,31 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def search_style(question: str, rng: random.Random) -> str | None:
+    """A search-engine version of ``question``: its words without particles, prepositions,
+    conjunctions and punctuation, either keywords alone (「晋中 省级 博士 创新站」) or glued
+    with the question word kept (「晋中省级博士创新站几家」); None when under two words."""
+    import jieba.posseg as pseg
+
+    from ..lexical import _QUESTION_RE
+
+    keep_asked = rng.random() < 0.5
+    text = question if keep_asked else _QUESTION_RE.sub(" ", question)
+    words = [p.word.strip() for p in pseg.lcut(text)
+             if p.word.strip() and p.flag[:1] not in _DROPPED_TAGS and p.word not in ("是", "请问")]
+    if len(words) < 2:
+        return None
+    if len(words) > 5 and rng.random() < 0.5:  # searchers leave words out
+        drop = set(rng.sample(range(len(words)), rng.randint(1, len(words) - 4)))
+        words = [w for i, w in enumerate(words) if i not in drop]
+    if keep_asked or rng.random() < 0.5:
+        return "".join(words)
+    return " ".join(words)
+
+
+_DROPPED_TAGS = frozenset("upcyxw")  # jieba: particles, prepositions, conjunctions, modal, punctuation
+
+
 def _window(title: str, text: str, a: int, b: int, ans: tuple[int, int] | None) -> Window:
     prefix = len(title) + 1 if title else 0
     shown = (f"{title}\n" if title else "") + text[a:b]
@@ -65,8 +95,10 @@ def _window(title: str, text: str, a: int, b: int, ans: tuple[int, int] | None) 
 
 
 def build_examples(data_dir: Path, name: str, heldout: bool, negatives: int = 2,
-                   chunking: ChunkSettings = CHUNKING, seed: int = 0) -> list[Example]:
-    """Examples of one QA set: training passages (``heldout=False``) or held-out ones."""
+                   chunking: ChunkSettings = CHUNKING, seed: int = 0,
+                   search_share: float = 0.0) -> list[Example]:
+    """Examples of one QA set: training passages (``heldout=False``) or held-out ones. A
+    ``search_share`` of the questions also appears rewritten by :func:`search_style`."""
     from ..lexical import BM25Index
 
     folder = data_dir / name
@@ -102,4 +134,8 @@ def build_examples(data_dir: Path, name: str, heldout: bool, negatives: int = 2,
         for qpid, c in picks[:negatives]:
             windows.append(_window(passages[qpid]["title"], passages[qpid]["text"], c.start, c.end, None))
         out.append(Example(q["id"], q["question"], tuple(q["answers"]), tuple(windows)))
+        if search_share and rng.random() < search_share:
+            query = search_style(q["question"], rng)
+            if query:
+                out.append(Example(q["id"] + "#search", query, tuple(q["answers"]), tuple(windows)))
     return out

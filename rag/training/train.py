@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-n", type=int, default=150, help="held-out questions per set at each evaluation")
     ap.add_argument("--eval-every", type=int, default=400)
     ap.add_argument("--ckpt-every", type=int, default=25)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from a trained reader's folder (e.g. rag/models/reader) instead of fresh heads")
+    ap.add_argument("--search-share", type=float, default=0.0,
+                    help="share of questions also trained as search-engine queries (data.search_style)")
     ap.add_argument("--base", type=Path, default=None, help="converted e5 folder (default: the bundled model)")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -177,18 +181,30 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = {"train": [], "heldout": {}}
         for name in sets:
-            train = build_examples(args.data_dir, name, heldout=False, negatives=args.negatives, seed=args.seed)
-            held = build_examples(args.data_dir, name, heldout=True, negatives=args.negatives, seed=args.seed)
+            train = build_examples(args.data_dir, name, heldout=False, negatives=args.negatives, seed=args.seed,
+                                   search_share=args.search_share)
+            held = build_examples(args.data_dir, name, heldout=True, negatives=args.negatives, seed=args.seed,
+                                  search_share=1.0 if args.search_share else 0.0)
             if args.limit:
                 train = train[:args.limit]
             groups = [g for g in (tokenize_example(tok, ex, args.max_length) for ex in train) if g]
             data["train"] += groups * repeat.get(name, 1)
-            data["heldout"][name] = random.Random(args.seed).sample(held, min(args.eval_n, len(held)))
+            for label, part in ((name, [e for e in held if not e.qid.endswith("#search")]),
+                                (f"{name}/search", [e for e in held if e.qid.endswith("#search")])):
+                if part:
+                    data["heldout"][label] = random.Random(args.seed).sample(part, min(args.eval_n, len(part)))
             log.info("%s: %d training questions (%d kept), %d held-out", name, len(train), len(groups), len(held))
         _save(cache, data)
     groups, heldout = data["train"], data["heldout"]
 
     model = build_model(base, freeze_layers=args.freeze_layers)
+    if args.init:
+        from safetensors.torch import load_file
+
+        from ..answering.model import WEIGHTS
+
+        model.load_state_dict({k: v.float() for k, v in load_file(str(args.init / WEIGHTS)).items()}, strict=False)
+        log.info("started from %s", args.init)
     model.train(False)  # dropout off: see the module docstring
     heads = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
@@ -245,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         meta = {"freeze_layers": args.freeze_layers, "max_length": args.max_length, "steps": args.steps,
                 "batch": args.batch, "negatives": args.negatives, "lr": args.lr, "seed": args.seed,
-                "sets": sets}
+                "sets": sets, "search_share": args.search_share,
+                "init": str(args.init) if args.init else None}
         path = export(model, args.export, meta)
         log.info("exported %s (%.1f MB)", path, path.stat().st_size / 1e6)
     logf.close()

@@ -8,6 +8,7 @@
     render.py    HTML, all text escaped          uploads.py   upload jobs: progress, cancel
     theme.py     light and dark look             messages.py  Chinese for errors and Gradio
     server.py    launch, serve, admin access     static/      CSS and the widgets' JavaScript
+    written.py   written answers (optional LLM endpoint), streamed to the chat by polling
 
 Importing this package does not import Gradio; the names below load it on first use.
 """

@@ -13,7 +13,7 @@ import mimetypes
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import TOP_K
 from ..conversation import rewrite_followup
@@ -22,6 +22,9 @@ from ..ingest.metadata import doc_type
 from ..types import Answer
 from .messages import error_text
 from .render import basename, render_answer, render_document, render_error
+
+if TYPE_CHECKING:
+    from .written import WrittenJobs
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +99,11 @@ def doc_texts_for(kb, answer: Answer) -> dict[str, str]:
     return texts
 
 
-def chat_reply(kb, data: dict) -> dict:
-    """One chat turn for the page: ``{"question", "previous", "top_k", "scope"}`` in; the reply's
-    HTML, the answer's JSON (kept by the browser for feedback) and the question as answered out.
+def chat_reply(kb, data: dict, written: WrittenJobs | None = None) -> dict:
+    """One chat turn for the page: ``{"question", "previous", "top_k", "scope", "history"}`` in;
+    the reply's HTML, the answer's JSON (kept by the browser for feedback) and the question as
+    answered out. With ``written`` (an LLM endpoint is configured), a written answer is started
+    and ``written`` says which job to follow; the extracted answer does not wait for it.
     Errors come back as a Chinese message, never as an exception."""
     data = data if isinstance(data, dict) else {}
     question = str(data.get("question") or "")
@@ -112,7 +117,8 @@ def chat_reply(kb, data: dict) -> dict:
         log.exception("answering %r failed", question)
         return {"ok": False, "html": render_error(error_text(exc))}
     html = render_answer(answer, doc_texts_for(kb, answer), asked=asked, scope=scope.label() if scope else None)
-    return {"ok": True, "html": html, "question": answer.question, "answer": answer_json(answer, asked)}
+    job = written.start(answer, data.get("history")) if written is not None else None
+    return {"ok": True, "html": html, "question": answer.question, "answer": answer_json(answer, asked), "written": job}
 
 
 # -- documents -------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from .messages import SUPPORTED_LIST, error_text
 from .render import esc, render_notice
 from .theme import static_text
 from .uploads import UPLOADS, ProgressEmbedder, UploadJob
+from .written import WrittenJobs
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,16 @@ def _docs_value(old: Any, notice: str = "", failed: list[dict] | None = None) ->
 
 def _reading(kb) -> dict[str, Callable]:
     """The widgets' server functions, by the name their JavaScript calls: open to every visitor."""
+    written = WrittenJobs(kb.generator)
 
     def ask(data: dict) -> dict:
-        return handlers.chat_reply(kb, data)
+        return handlers.chat_reply(kb, data, written)
+
+    def written_poll(data: dict) -> dict:
+        return written.poll(data)
+
+    def written_stop(data: dict) -> dict:
+        return written.stop(data)
 
     def documents(_: Any = None) -> list[dict]:
         try:
@@ -163,7 +171,7 @@ def _reading(kb) -> dict[str, Callable]:
             return {"ok": False}
         return {"ok": True}
 
-    return {fn.__name__: fn for fn in (ask, documents, preview, original, feedback)}
+    return {fn.__name__: fn for fn in (ask, written_poll, written_stop, documents, preview, original, feedback)}
 
 
 def _writing(kb, access) -> dict[str, Callable]:
@@ -246,7 +254,8 @@ def build_app(kb, access=None) -> gr.Blocks:
         with gr.Tabs(elem_id="rag-tabs"):
             with gr.Tab("问答", id="chat"):
                 gr.HTML("", html_template=_chat_template(), js_on_load=static_text("chat.js"),
-                        server_functions=[read["ask"], read["feedback"], read["documents"]], apply_default_css=False,
+                        server_functions=[read[name] for name in ("ask", "written_poll", "written_stop", "feedback", "documents")],
+                        apply_default_css=False,
                         elem_id="rag-chat")
             with gr.Tab("知识库", id="kb"):
                 if writable and access.login_required:

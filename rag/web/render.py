@@ -11,9 +11,12 @@ from __future__ import annotations
 import string
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..types import Answer, Document, Passage
+
+if TYPE_CHECKING:
+    from ..answering.generate import WrittenAnswer
 
 CONTEXT_CHARS = 400  # characters of the article shown around a passage when it is expanded
 
@@ -196,3 +199,34 @@ def render_progress(head: str, done: int, total: int, detail: str) -> str:
             f'<div class="rag-notice-head">{esc(head)}</div>'
             f'<progress{value} aria-label="索引进度"></progress>'
             f'<div class="rag-progress-detail">{esc(detail)}</div></div>')
+
+
+def render_written(written: WrittenAnswer) -> str:
+    """A written answer (from the LLM endpoint) once it is done: its text, escaped like any
+    document text (a model can write markup too), with each unverified sentence marked,
+    then what the checks found; or only the one-line notice when there is no text."""
+    parts = ['<div class="rag-written-body">']
+    if written.text:
+        text, pieces, at = written.text, [], 0
+        for u in written.unverified:
+            start = text.find(u.sentence, at)
+            if start < 0:
+                continue
+            end = start + len(u.sentence)
+            pieces.append(escape_text(text[at:start]))
+            pieces.append(f'<span class="rag-unverified" title="{esc(u.describe())}">{escape_text(text[start:end])}'
+                          '</span><span class="rag-unverified-tag">未核实</span>')
+            at = end
+        pieces.append(escape_text(text[at:]))
+        parts.append(f'<div class="rag-written-text">{"".join(pieces)}</div>')
+        checks = []
+        for line in written.check_lines():
+            if line.startswith("注意："):
+                continue
+            kind = " rag-check-warn" if line.startswith(("未核实", "不一致")) else ""
+            checks.append(f'<li class="rag-check{kind}">{esc(line)}</li>')
+        parts.append(f'<ul class="rag-written-checks">{"".join(checks)}</ul>')
+    if written.notice:
+        parts.append(f'<div class="rag-written-notice" role="status">{esc(written.notice)}</div>')
+    parts.append("</div>")
+    return "".join(parts)

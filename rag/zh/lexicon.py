@@ -93,7 +93,7 @@ UNIT_FAMILIES: dict[str, tuple[str, ...]] = {
     "weight": words("kg 千克 公斤 吨 克 斤 磅"),
     "time": words("个小时 小时 分钟 个月 星期 年 月 天 日 周 秒"),
     "age": words("周岁 岁"),
-    "percent": words("% ‰ 个百分点 成"),
+    "percent": words("% ％ ‰ 个百分点 成"),
     "power": words("匹马力 马力 万千瓦 千瓦 兆瓦 瓦 千伏 伏"),
     "temperature": words("°c ℃ 度"),
     "speed": words("km/h 公里/小时 千米/小时 米/秒 m/s mph"),

@@ -6,6 +6,12 @@
 // (question and answer) is scrolled to the top of the view. The conversation is kept in this
 // browser's localStorage. Replies are HTML made by rag/web/render.py, which escapes all text
 // from documents; everything else here is set with textContent.
+//
+// With an LLM endpoint configured (rag serve --llm-url), a reply also names a written-answer
+// job: the extracted answer and the sources are shown at once, then the written answer's
+// text is added as server.written_poll returns it (rag/web/written.py), with a button that
+// stops it (server.written_stop shuts the connection to the endpoint). Its end, checked, comes
+// as HTML from render.py; a failure is one line, and the extracted answer stays.
 (function () {
   const KEY = "rag-zh.chat.v1";
   const MAX_TURNS = 40;
@@ -86,6 +92,7 @@
       reply.className = "rag-reply" + (turn.ok ? " rag-reply-done" : " rag-reply-error");
       reply.removeAttribute("aria-busy");
       reply.innerHTML = turn.html || "";
+      if (turn.written) drawWritten(turn, reply);
       actions.append(
         button("复制", "rag-copy", () => copy(turn, actions.querySelector(".rag-copy")), "复制答案、依据和出处"),
         button("重新回答", "rag-regenerate", () => regenerate(turn), "按当前的设置和知识库重新回答"),
@@ -118,6 +125,118 @@
     if (top < 0 || top > limit) window.scrollBy(0, top - 8);
   }
 
+  // -- the written answer: streamed text, a stop button, then the checked end --------------
+  function drawWritten(turn, reply) {
+    const w = turn.written;
+    let box = reply.querySelector(".rag-written");
+    if (!box) {
+      box = el("section", "rag-written");
+      box.setAttribute("aria-label", "生成的回答");
+      box.setAttribute("aria-live", "polite");
+      const head = el("div", "rag-written-head");
+      head.append(el("span", "rag-written-label", "生成的回答"),
+        el("span", "rag-written-model", (w.model ? "由 " + w.model + " " : "") + "根据下方出处撰写，请以出处原文为准"));
+      box.append(head, el("div", "rag-written-slot"));
+      const body = reply.querySelector(".rag-reply-body") || reply;
+      body.insertBefore(box, body.querySelector(".rag-sources-head")); // before the sources, or at the end
+    }
+    const head = box.querySelector(".rag-written-head");
+    const slot = box.querySelector(".rag-written-slot");
+    let stop = head.querySelector(".rag-written-stop");
+    if (w.html) {
+      if (stop) stop.remove();
+      box.removeAttribute("aria-busy");
+      slot.innerHTML = w.html;
+      return;
+    }
+    box.setAttribute("aria-busy", "true");
+    if (!stop) {
+      stop = button("停止生成", "rag-btn-stop rag-written-stop", () => stopWritten(turn), "停止生成这个回答");
+      head.append(stop);
+    }
+    stop.disabled = !!w.stopping;
+    let text = slot.querySelector(".rag-written-text");
+    if (!text) {
+      text = el("div", "rag-written-text rag-written-streaming");
+      slot.replaceChildren(text, el("span", "rag-written-wait", "正在生成…"));
+    }
+    text.textContent = w.text || "";
+    slot.querySelector(".rag-written-wait").hidden = !!w.text;
+  }
+  function redrawWritten(turn) {
+    const node = nodeOf(turn);
+    if (node && turn.written) drawWritten(turn, node.querySelector(".rag-reply"));
+  }
+  function ended(w, res) {
+    w.html = res.html;
+    w.final = res.final || "";
+    delete w.job;
+    delete w.text;
+    delete w.following;
+    delete w.stopping;
+  }
+  // Ask for new text until the job is done; each call returns as soon as some arrives.
+  async function follow(turn) {
+    const w = turn.written;
+    if (!w || w.html || !w.job || w.following) return;
+    w.following = true;
+    w.text = "";
+    let cursor = 0;
+    for (;;) {
+      let res;
+      try {
+        res = await server.written_poll({ job: w.job, cursor: cursor });
+      } catch (e) {
+        res = { done: true, html: noticeHtml("生成的回答已中断：无法连接服务器，可点「重新回答」再试"), final: "" };
+      }
+      if (turn.written !== w || w.stopping) return; // stopped, cleared or asked again meanwhile
+      if (res.text) w.text += res.text;
+      if (typeof res.cursor === "number") cursor = res.cursor;
+      if (res.done) {
+        ended(w, res);
+        save();
+      }
+      redrawWritten(turn);
+      if (res.done) return;
+    }
+  }
+  function noticeHtml(text) {
+    const body = el("div", "rag-written-body");
+    body.append(el("div", "rag-written-notice", text));
+    return body.outerHTML;
+  }
+  async function stopWritten(turn) {
+    const w = turn.written;
+    if (!w || w.html || w.stopping) return;
+    w.stopping = true;
+    redrawWritten(turn);
+    let res = null;
+    try {
+      res = await server.written_stop({ job: w.job });
+    } catch (e) {
+      res = null;
+    }
+    if (turn.written !== w) return;
+    if (!res || !res.html) {
+      const body = el("div", "rag-written-body");
+      if (w.text) body.append(el("div", "rag-written-text", w.text));
+      body.append(el("div", "rag-written-notice", "已停止生成"));
+      res = { html: body.outerHTML, final: w.text || "" };
+    }
+    ended(w, res);
+    save();
+    redrawWritten(turn);
+  }
+  function history(turn) {
+    const out = [];
+    for (let i = turns.indexOf(turn) - 1; i >= 0 && out.length < 3; i--) {
+      const t = turns[i];
+      const said = (t.written && t.written.final) || (t.answer && t.answer.answer) || "";
+      if (t.ok && t.question && said) out.unshift([t.question, said]);
+    }
+    return out;
+  }
+
   // -- asking ---------------------------------------------------------------------------
   function previousQuestion(turn) {
     for (let i = turns.indexOf(turn) - 1; i >= 0; i--) {
@@ -137,6 +256,7 @@
         previous: previousQuestion(turn),
         top_k: Number(topK.value) || 5,
         scope: scope(),
+        history: history(turn),
       });
     } catch (e) {
       res = { ok: false, html: '<div class="rag-reply-body"><div class="rag-error" role="alert">⚠ 无法连接服务器，请稍后点「重新回答」。</div></div>' };
@@ -147,9 +267,13 @@
     turn.html = res.html;
     turn.question = res.question || "";
     turn.answer = res.answer || null;
+    const job = res.written;
+    turn.written = job ? { job: job.job || "", model: job.model || "", text: "" } : null;
+    if (job && job.done) ended(turn.written, job);
     delete turn.vote;
     save();
     reveal(draw(turn));
+    follow(turn); // not awaited: the next question need not wait for the written answer
   }
   async function pump() {
     if (busy) return;
@@ -173,6 +297,8 @@
   }
   function regenerate(turn) {
     if (turn.pending) return;
+    stopWritten(turn);
+    turn.written = null;
     turn.pending = true;
     queue.push(turn);
     draw(turn);
@@ -217,6 +343,7 @@
     const span = a.answer_span;
     const p = span && a.passages ? a.passages[span.passage] : null;
     if (p) lines.push("出处：" + [p.title, p.published, p.source].filter(Boolean).join("  "));
+    if (turn.written && turn.written.final) lines.push("生成的回答：" + turn.written.final);
     return lines.join("\n");
   }
   async function copy(turn, b) {
@@ -270,6 +397,7 @@
     cleared = turns;
     turns = [];
     queue.length = 0;
+    cleared.forEach(stopWritten); // what was being written stops, and is kept as far as it came
     save();
     redrawAll();
     undoBar.hidden = false;
@@ -342,6 +470,13 @@
   redrawAll();
   log.scrollTop = log.scrollHeight; // the box's own scroll only: the page stays at the top
   for (const t of turns) if (t.pending) queue.push(t);
+  for (const t of turns) {
+    if (t.written) {
+      delete t.written.following;
+      delete t.written.stopping;
+      follow(t); // a reload while a written answer came: its job may still be running
+    }
+  }
   summarize();
   pump();
 })();
