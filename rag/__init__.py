@@ -8,13 +8,11 @@
 Importing the package is cheap: models and indexes load on first use.
 """
 
-import os
+from .config import apply_offline_defaults
 
-# No request leaves the machine unless the user asks for it: these must be set before any
-# huggingface or gradio library is imported. A user may override them in the environment.
-for _key, _value in (("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
-                     ("GRADIO_ANALYTICS_ENABLED", "False"), ("TRANSFORMERS_OFFLINE", "1")):
-    os.environ.setdefault(_key, _value)
+# No request leaves the machine unless the user asks for it: set before any huggingface or
+# gradio library is imported. A user may override them in the environment.
+apply_offline_defaults()
 
 from .errors import RagError
 from .types import Answer, Document, Passage, Span

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .config import ChunkSettings
 from .types import Chunk
 
 # A sentence ends after 。！？；!?; (plus closing quotes/brackets) or at a line break.
@@ -26,19 +27,6 @@ _CLAUSE_END = re.compile(r"[，,、：:]")
 _OPEN = "「『“‘《（(【〔"
 _CLOSE = "」』”’》）)】〕"
 _WORDISH = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ.%％\-]")
-
-
-@dataclass(frozen=True)
-class ChunkSettings:
-    size: int = 300
-    overlap: int = 60
-    structure: bool = True  # cut on headings first (see the module docstring)
-
-    def __post_init__(self) -> None:
-        if self.size < 20:
-            raise ValueError("chunk size must be at least 20 characters")
-        if not 0 <= self.overlap < self.size:
-            raise ValueError("chunk overlap must be between 0 and the chunk size")
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:

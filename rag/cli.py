@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .config import SEARCH_TOP_K, TOP_K
 from .errors import RagError
 
 NOT_FOUND = "未找到相关内容 (nothing relevant was found in the knowledge base)"
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = answering(with_index(sub.add_parser("ask", help="answer a question"), model=False))
     p.add_argument("question")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=TOP_K)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--since", help="only documents dated on or after this day (2026-01-01, 2026-01 or 2026)")
     p.add_argument("--until", help="only documents dated on or before this day (inclusive)")
@@ -263,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="a fixed random sample of N questions (seed 0)")
     p.add_argument("--model", default=None)
     p.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
-    p.add_argument("--top-k", type=int, default=20)
+    p.add_argument("--top-k", type=int, default=SEARCH_TOP_K)
     p.add_argument("--out", default=None, help="write per-question rows and figures to this JSON file")
     p.add_argument("--cache-dir", default=None, help="where evaluation indexes are cached")
     p.set_defaults(func=cmd_eval)

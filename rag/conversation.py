@@ -21,18 +21,16 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .zh import tag_words
+from .zh.lexicon import FOLLOWUP_QUESTION_RE
+
 __all__ = ["Rewrite", "is_followup", "resolve_followup", "rewrite_followup"]
 
 # Lead-ins and tails that mark an elliptical follow-up.
 _LEAD = re.compile(r"^(?:那么|那末|那个|那|还有|另外|以及|再问一下|再问|请问)[，,、\s]*")
 _TAIL = re.compile(r"[\s？?。.!！，,、；;~～…]+$")
 _PARTICLE_TAIL = re.compile(r"(?:呢|呀|啊|吗|么)+$")
-# Question words (longest first). A measure word may follow 几 / 多少 (几家, 多少所, 多少个).
-_MEASURE = "家个名人位所项场次条件项亿万元年月天座台批届期篇户处种类支套笔"
-_QUESTION = re.compile(
-    rf"(?:几[{_MEASURE}]?|多少[{_MEASURE}]?|哪些|哪个|哪里|哪儿|哪位|哪一年|哪年|哪天|哪|"
-    r"是什么|什么时候|什么|是谁|谁|何时|何地|何处|为什么|为何|怎么样|怎么|怎样|如何|是否|有没有|是不是)"
-)
+_QUESTION = FOLLOWUP_QUESTION_RE  # question words; a measure word may follow 几 / 多少
 # Times a follow-up may swap in: 2023年, 2023年5月, 今年, 上半年 ...
 _TIME = re.compile(
     r"(?:(?:\d{2,4}|[一二三四五六七八九十〇零]{2,4})年(?:\d{1,2}月(?:份)?)?(?:上半年|下半年|底|初|末)?"
@@ -125,16 +123,9 @@ def _core(question: str) -> str:
 
 @lru_cache(maxsize=512)
 def _tokens_cached(text: str) -> tuple[_Token, ...]:
-    import logging
-
-    import jieba
-    import jieba.posseg as pseg
-
-    jieba.setLogLevel(logging.WARNING)
     out: list[_Token] = []
     pos = 0
-    for pair in pseg.cut(text):
-        word, flag = pair.word, pair.flag
+    for word, flag in tag_words(text):
         start = text.find(word, pos)
         if start < 0:
             start = pos

@@ -25,8 +25,6 @@ long-text handling) is never served stale vectors.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import logging
 import math
@@ -43,14 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import SEARCH_TOP_K, TOKENIZER, TOP_K, ChunkSettings
 from .errors import RagError
+from .ingest.hashing import sha256_hex
 
 log = logging.getLogger(__name__)
 
 EVAL_CACHE_VERSION = 2  # 2: structure-aware chunks with heading paths
 RECALL_KS = (1, 5, 20)
 MRR_K = 10
-ANSWER_TOP_K = 5
+ANSWER_TOP_K = TOP_K
 SAMPLE_SEED = 0
 
 # ----------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def load_benchmark(folder: str | os.PathLike) -> Benchmark:
         raise RagError(f"benchmark folder {folder} not found; it must hold passages.jsonl and questions.jsonl")
     passages = _read_jsonl(folder / "passages.jsonl", ("id", "text"))
     questions = _read_jsonl(folder / "questions.jsonl", ("id", "question", "answers", "passage_id"))
-    digest = hashlib.sha256((folder / "passages.jsonl").read_bytes()).hexdigest()
+    digest = sha256_hex((folder / "passages.jsonl").read_bytes())
     return Benchmark(folder, passages, questions, digest)
 
 
@@ -212,7 +212,7 @@ class VectorCache:
 
     @staticmethod
     def key(text: str) -> str:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return sha256_hex(text)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -282,13 +282,7 @@ def embedder_fingerprint(embedder) -> str:
     """A short hash of the vectors ``embedder`` gives a probe text: a model whose name stays
     the same but whose computation changed (precision, windowing) gets new cache entries."""
     vec = np.asarray(embedder.embed_passages([_PROBE], batch_size=1), np.float32)
-    return hashlib.sha256(np.round(vec, 3).tobytes()).hexdigest()[:12]
-
-
-def _kb_default(name: str):
-    from .knowledge_base import KnowledgeBase
-
-    return inspect.signature(KnowledgeBase.__init__).parameters[name].default
+    return sha256_hex(np.round(vec, 3).tobytes(), 12)
 
 
 def open_eval_index(
@@ -320,11 +314,11 @@ def open_eval_index(
         "passages": bench.content_hash,
         "model": embedder.spec,
         "embedder": fingerprint,
-        "chunk_size": chunk_size or _kb_default("chunk_size"),
-        "chunk_overlap": _kb_default("chunk_overlap") if chunk_overlap is None else chunk_overlap,
-        "tokenizer": tokenizer or _kb_default("tokenizer"),
+        "chunk_size": chunk_size or ChunkSettings().size,
+        "chunk_overlap": ChunkSettings().overlap if chunk_overlap is None else chunk_overlap,
+        "tokenizer": tokenizer or TOKENIZER,
     }
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    key = sha256_hex(json.dumps(settings, sort_keys=True), 20)
     final = root / key
     build = {"chunk_size": settings["chunk_size"], "chunk_overlap": settings["chunk_overlap"],
                  "tokenizer": settings["tokenizer"]}
@@ -335,7 +329,7 @@ def open_eval_index(
         log.info("building the evaluation index %s (%d passages)", final, len(bench.passages))
         kb = KnowledgeBase(tmp, model, commit_every=1 << 40, **build)
         dim = int(kb.embedder.dim)
-        vectors = VectorCache(root / "vectors" / f"{_sha(embedder.spec + fingerprint)}.sqlite", dim)
+        vectors = VectorCache(root / "vectors" / f"{sha256_hex(embedder.spec + fingerprint, 16)}.sqlite", dim)
         try:
             kb.embedder = CachingEmbedder(kb.embedder, vectors)
             kb._progress = progress
@@ -366,15 +360,11 @@ def _remove_stale_builds(root: Path, key: str) -> None:
             pass
 
 
-def _sha(text: str, n: int = 16) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
-
-
 # ----------------------------------------------------------------------------------------
 # asking the questions
 
 
-def evaluate(kb, bench: Benchmark, questions: Sequence[dict], *, mode: str = "hybrid", top_k: int = 20,
+def evaluate(kb, bench: Benchmark, questions: Sequence[dict], *, mode: str = "hybrid", top_k: int = SEARCH_TOP_K,
              progress: bool = False) -> list[dict]:
     """One row per question: the ranks of its first strict and passage hits among the
     ``top_k`` retrieved chunks (None when absent), the predicted answer and its scores."""
@@ -480,7 +470,7 @@ def split_questions(questions: Sequence[dict], split: str) -> list[dict]:
 
 
 def run(bench_dir: str | os.PathLike, *, limit: int | None = None, model: str | None = None, mode: str = "hybrid",
-        top_k: int = 20, cache_dir: str | os.PathLike | None = None, progress: bool = False,
+        top_k: int = SEARCH_TOP_K, cache_dir: str | os.PathLike | None = None, progress: bool = False,
         split: str = "all", **index_kwargs) -> dict:
     """Evaluate on ``bench_dir``; returns ``{"settings", "summary", "rows"}``."""
     bench = load_benchmark(bench_dir)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
 from .chunking import ChunkSettings, chunk_text, retrieval_text
+from .config import TOKENIZER
 from .embedding import file_sha256
 from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
 from .filters import OVERFETCH, Filters
@@ -164,9 +165,9 @@ class KnowledgeBase:
         index_dir: str | os.PathLike = "index",
         model: str | None = None,
         *,
-        chunk_size: int = 500,
-        chunk_overlap: int = 200,
-        tokenizer: str = "bigram",
+        chunk_size: int = ChunkSettings.size,
+        chunk_overlap: int = ChunkSettings.overlap,
+        tokenizer: str = TOKENIZER,
         fusion: FusionSettings | None = None,
         reader: str | Reader | None = None,
         reranker: str | Reranker | None = None,

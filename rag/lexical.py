@@ -17,23 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
 from scipy import sparse
 
 from .textnorm import normalize
+from .zh import jieba, tag_words
+from .zh.lexicon import QUESTION_WORDS, QUESTION_WORDS_RE
 
 TOKENIZERS = ("bigram", "jieba", "both")
 _LATIN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 _WORD_FLAG = np.int64(1) << np.int64(62)  # word keys live above every character key
-# Question words and particles carry no content; queries are split at them so that no
-# bigram spans one (「晋中有几家」 gives 晋中/中有 and 家, not 有几/几家).
-QUESTION_WORDS = ["请问", "是什么", "什么样", "什么", "为什么", "怎么样", "怎么", "怎样", "如何", "哪些", "哪里", "哪儿", "哪个", "哪位", "哪年", "哪天", "哪一年", "哪", "多少", "多久", "多长", "多大", "几", "是谁", "谁", "何时", "何地", "何处", "是否", "是不是", "有没有", "吗", "呢", "吧", "么"]
-_QUESTION_RE = re.compile("|".join(sorted(map(re.escape, QUESTION_WORDS), key=len, reverse=True)))
 _CJK_RANGES = ((0x3400, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FFFF))
 
 
@@ -61,9 +57,7 @@ def _bigram_keys(text: str) -> np.ndarray:
 
 
 def _jieba_keys(text: str) -> np.ndarray:
-    import jieba
-
-    words = [w for w in jieba.lcut_for_search(text) if w.strip() and (w.isalnum() or len(w) > 1)]
+    words = [w for w in jieba().lcut_for_search(text) if w.strip() and (w.isalnum() or len(w) > 1)]
     return np.array([_word_key(w) for w in words], np.int64)
 
 
@@ -73,20 +67,12 @@ def _jieba_keys(text: str) -> np.ndarray:
 _FUNCTION_TAGS = ("u", "p", "c", "r", "d", "x", "m", "q", "f", "y", "e", "o", "w")
 _NAME_TAGS = frozenset(("ns", "nr", "nrt", "nrfg", "nt", "nz"))
 _QUESTION_SET = frozenset(QUESTION_WORDS)
-_posseg_lock = threading.Lock()
 
 
 def _tagged(question: str) -> list[tuple[str, str]]:
     """jieba words and part-of-speech tags of a question, its question words removed."""
-    import jieba
-    import jieba.posseg as pseg
-
-    text = _QUESTION_RE.sub(" ", normalize(question))
-    with _posseg_lock:  # jieba loads its dictionary on first use
-        if not jieba.dt.initialized:
-            jieba.setLogLevel(logging.WARNING)
-            jieba.initialize()
-        return [(p.word.strip(), p.flag) for p in pseg.lcut(text)]
+    text = QUESTION_WORDS_RE.sub(" ", normalize(question))
+    return [(word.strip(), flag) for word, flag in tag_words(text)]
 
 
 def content_words(question: str) -> list[tuple[str, bool]]:
@@ -95,9 +81,7 @@ def content_words(question: str) -> list[tuple[str, bool]]:
     person, organisation, other proper noun) or a noun in jieba's dictionary. Nouns that
     jieba does not know are mostly names glued to a neighbouring character by the
     segmenter, so they are content words but not key words."""
-    import jieba
-
-    freq = jieba.dt.FREQ
+    freq = jieba().dt.FREQ
     out: list[tuple[str, bool]] = []
     seen: set[str] = set()
     for word, flag in _tagged(question):
@@ -132,7 +116,7 @@ def tokenize(text: str, mode: str = "bigram", query: bool = False) -> np.ndarray
     """Integer term keys of ``text`` (with repeats). Queries lose their question words."""
     text = normalize(text)
     if query:
-        text = _QUESTION_RE.sub(" ", text)
+        text = QUESTION_WORDS_RE.sub(" ", text)
     if mode == "bigram":
         return _bigram_keys(text)
     if mode == "jieba":

@@ -19,43 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import FusionSettings
 from .store import Snapshot, search_vectors
 
 MODES = ("hybrid", "dense", "bm25")
-NORMALIZATIONS = ("minmax", "zscore", "rrf")
-
-
-@dataclass(frozen=True)
-class FusionSettings:
-    """How dense and BM25 scores are combined.
-
-    ``dense_weight`` is the weight of the (normalized) dense score for a question whose
-    best BM25 candidate holds ``pivot`` of its term weight; ``adaptive`` moves it by that
-    much per unit of strength below the pivot (and down above it), clipped to
-    [``min_dense``, ``max_dense``]. ``adaptive=0`` is plain fixed-weight fusion.
-    ``pool`` candidates are taken from each method.
-    """
-
-    dense_weight: float = 0.25
-    normalization: str = "minmax"
-    pool: int = 50
-    adaptive: float = 1.5
-    pivot: float = 0.5
-    min_dense: float = 0.0
-    max_dense: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("dense_weight", "min_dense", "max_dense", "pivot"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.min_dense > self.max_dense:
-            raise ValueError("min_dense must not exceed max_dense")
-        if self.adaptive < 0:
-            raise ValueError("adaptive must be at least 0")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}")
-        if self.pool < 1:
-            raise ValueError("pool must be at least 1")
+FUSION = FusionSettings()  # the default
 
 
 @dataclass(frozen=True)
@@ -121,7 +89,7 @@ def search(
     query_vec: np.ndarray | None,
     k: int,
     mode: str = "hybrid",
-    settings: FusionSettings = FusionSettings(),
+    settings: FusionSettings = FUSION,
 ) -> list[Hit]:
     """The ``k`` best chunks for ``question``, best first."""
     if mode not in MODES:

@@ -23,23 +23,18 @@ from rag.knowledge_base import MAX_QUESTION_CHARS
 from rag.store import read_manifest
 
 from .conftest import REPO
-from .test_documents import image_only_pdf
-from .test_knowledge_base import assert_consistent
-from .test_reliability import (  # noqa: F401 (base_index, index_copy: shared fixtures)
+from .helpers import (
     CITIES,
     ENV,
     assert_clean_error,
-    base_index,
-    index_copy,
+    assert_consistent,
+    image_only_pdf,
     rag,
     stderr_lines,
     write_city_articles,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """Tiny made-up articles: see conftest.rules_answering."""
+pytestmark = pytest.mark.usefixtures("rules_answering")  # tiny made-up articles: see conftest
 
 QUESTION, ANSWER = "太原市今年新建了几座公园", "10座"
 

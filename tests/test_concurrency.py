@@ -28,13 +28,9 @@ from rag.errors import IndexLockedError
 from rag.store import read_manifest
 
 from .conftest import REPO
-from .test_knowledge_base import assert_consistent
-from .test_reliability import CITIES, ENV, assert_clean_error, rag, write_city_articles
+from .helpers import CITIES, ENV, assert_clean_error, assert_consistent, rag, write_city_articles
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """Tiny made-up articles: see conftest.rules_answering."""
+pytestmark = pytest.mark.usefixtures("rules_answering")  # tiny made-up articles: see conftest
 
 OLD = CITIES[:10]  # in the index before the writer starts: 公园 10..19 座
 NEW = CITIES[10:]  # added while questions run: 体育馆 40..49 座

@@ -26,22 +26,10 @@ from rag.documents import (
 from rag.errors import DocumentError
 
 from .conftest import SEED, SEED_SENTENCE
+from .helpers import ZERO_WIDTH, cjk_font, image_only_pdf
 
 SEED_TITLE = "山西晋中:统筹推进教育科技人才一体改革"
 BODY = "建立院士(专家)工作站3家,获批设立1家国家博士后科研站,7家省级博士创新站;全市各级各部门与125所省内外高校开展合作。"
-CJK_FONTS = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-)
-ZERO_WIDTH = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u00ad"
-
-
-def cjk_font() -> str | None:
-    return next((f for f in CJK_FONTS if Path(f).exists()), None)
-
-
 # --- the seed article -------------------------------------------------------------------
 
 
@@ -399,20 +387,6 @@ def test_docx_paragraphs_tables_and_properties(tmp_path):
 # --- failures -------------------------------------------------------------------------
 
 
-def image_only_pdf(path: Path) -> None:
-    """A PDF holding one picture and no text layer, as a scanner makes."""
-    from fpdf import FPDF
-    from PIL import Image
-
-    image = path.with_suffix(".png")
-    Image.new("RGB", (64, 32), "white").save(image)
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.image(str(image), x=10, y=10, w=100)
-    pdf.output(str(path))
-    image.unlink()
-
-
 @pytest.mark.parametrize(
     ("name", "make", "reason"),
     [
@@ -423,7 +397,8 @@ def image_only_pdf(path: Path) -> None:
         ("text.docx", lambda p: p.write_text("纯文本，不是Word文件。", encoding="utf-8"), "corrupt"),
         ("corrupt.pdf", lambda p: p.write_bytes(b"%PDF-1.4\n1 0 obj garbage\n"), "corrupt"),
         ("notpdf.pdf", lambda p: p.write_bytes(b"<html>error page</html>"), "corrupt"),
-        ("scan.pdf", image_only_pdf, "scanned PDF: no text layer, and OCR found no text"),
+        pytest.param("scan.pdf", image_only_pdf, "scanned PDF: no text layer, and OCR found no text",
+                     marks=pytest.mark.slow),  # the OCR models
         ("boilerplate.txt", lambda p: p.write_text("登录更多 下载App\n举报收藏\n© 2022 华人头条\n", encoding="utf-8"),
          "no article text"),
         ("picture.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff"), "corrupt or unreadable image"),

@@ -118,6 +118,7 @@ def test_bad_path_raises_model_error(tmp_path):
         load_embedder(str(a_file))
 
 
+@pytest.mark.slow  # loads sentence-transformers and torch
 def test_folder_that_is_not_a_model_raises_model_error(tmp_path):
     (tmp_path / "empty").mkdir()
     embedder = load_embedder(str(tmp_path / "empty"))
@@ -125,6 +126,7 @@ def test_folder_that_is_not_a_model_raises_model_error(tmp_path):
         embedder.embed_query("hello")
 
 
+@pytest.mark.slow  # loads sentence-transformers and torch
 def test_hub_name_fails_fast_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     embedder = load_embedder("someone-unknown/no-such-embedding-model")

@@ -15,10 +15,7 @@ from rag.types import Span
 
 from .conftest import REPO
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """The answers come from a stub of the rules' extractor: see conftest.rules_answering."""
+pytestmark = pytest.mark.usefixtures("rules_answering")  # answers from a stub of the rules: see conftest
 
 # ---------------------------------------------------------------------------------------
 # metrics

@@ -22,7 +22,7 @@ from rag.ingest import document_from_text, page_of, read_file
 from rag.store import read_manifest
 
 from .conftest import SEED, SEED_QUESTION, SEED_SENTENCE
-from .test_documents import cjk_font
+from .helpers import cjk_font
 
 needs_font = pytest.mark.skipif(cjk_font() is None, reason="no CJK font (apt-get install fonts-wqy-microhei)")
 
@@ -116,6 +116,7 @@ def test_seed_question_is_answered_from_the_scanned_page(scan, tmp_path):
 
 
 @needs_font
+@pytest.mark.slow  # the OCR models
 def test_image_file_is_read_by_ocr(tmp_path):
     path = tmp_path / "notice.png"
     page_image(["晋中市建立院士工作站3家，7家省级博士创新站。"]).crop((0, 0, 1654, 400)).save(path)

@@ -1,4 +1,5 @@
-"""The facade end to end on real components: FAISS, SQLite, BM25 and real models."""
+"""The facade end to end on real components: FAISS, SQLite, BM25 and real models (the
+plumbing tests on made-up text embed with conftest's deterministic fake embedder)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from rag.errors import DocumentError, IndexCorruptError, IndexMismatchError, Que
 from rag.store import read_manifest
 
 from .conftest import REPO, SEED, SEED_QUESTION
+from .helpers import assert_consistent
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """Tiny made-up articles: see conftest.rules_answering."""
+pytestmark = pytest.mark.usefixtures("rules_answering")  # tiny made-up articles: see conftest
 
 PARAGRAPHS = [
     "太原市今年新建公园12座，城市绿化覆盖率达到43%。",
@@ -33,23 +32,6 @@ def write_articles(folder, texts):
     for i, text in enumerate(texts):
         (folder / f"article_{i}.txt").write_text(f"标题{i}\n\n{text}", encoding="utf-8")
     return folder
-
-
-def assert_consistent(kb: KnowledgeBase) -> None:
-    """Every vector and BM25 row maps to a chunk row and back."""
-    snap = kb._current()
-    with snap.connect() as con:
-        rows = {r[0] for r in con.execute("SELECT id FROM chunks")}
-        docs = {r[0]: r[1] for r in con.execute("SELECT id, chunk_count FROM documents")}
-        per_doc = dict(con.execute("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id").fetchall())
-    vector_ids = set()
-    if snap.vectors.ntotal:
-        import faiss
-
-        vector_ids = set(faiss.vector_to_array(snap.vectors.id_map).tolist())
-    assert vector_ids == rows
-    assert set(snap.bm25.live_ids().tolist()) == rows
-    assert {d: n for d, n in docs.items() if n} == per_doc
 
 
 def test_seed_question_ranks_the_answer_passage_first(seed_index):
@@ -75,8 +57,8 @@ def test_cli_ask_json(seed_index):
     assert first["source"].endswith(SEED.name)
 
 
-def test_add_documents_and_title_context(tmp_path, minilm_path):
-    kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
+def test_add_documents_and_title_context(tmp_path, fake_model):
+    kb = KnowledgeBase(tmp_path / "ix", model=fake_model)
     kb.add_documents([Document(title="长治市2024年科技工作总结", text="新增高新技术企业56家。", source="a"),
                       Document(title="大同市2024年能源工作", text="建成智能化工作面85个。", source="b")])
     # 长治 is only in the title: the chunk is still found by it
@@ -84,21 +66,21 @@ def test_add_documents_and_title_context(tmp_path, minilm_path):
     assert hits[0].source == "a" and hits[0].text == "新增高新技术企业56家。"
 
 
-def test_model_mismatch_is_a_clear_error(tmp_path, minilm_path):
+def test_model_mismatch_is_a_clear_error(tmp_path, fake_model):
     write_articles(tmp_path / "docs", PARAGRAPHS)
-    KnowledgeBase(tmp_path / "ix", model=minilm_path).add([tmp_path / "docs"])
+    KnowledgeBase(tmp_path / "ix", model=fake_model).add([tmp_path / "docs"])
     with pytest.raises(IndexMismatchError, match="rag index"):
         KnowledgeBase(tmp_path / "ix", model="default")
     # without --model, the index opens with the model it was built with
     assert KnowledgeBase(tmp_path / "ix").stats()["documents"] == 3
 
 
-def test_bad_files_are_reported_and_good_ones_indexed(tmp_path, minilm_path):
+def test_bad_files_are_reported_and_good_ones_indexed(tmp_path, fake_model):
     docs = write_articles(tmp_path / "docs", PARAGRAPHS[:2])
     (docs / "empty.txt").write_bytes(b"")
     (docs / "binary.txt").write_bytes(bytes(range(256)) * 20)
     (docs / "broken.docx").write_bytes(b"PK\x03\x04 not really a zip")
-    kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
+    kb = KnowledgeBase(tmp_path / "ix", model=fake_model)
     report = kb.add([docs, tmp_path / "missing_folder"])
     failed = dict(report.failed)
     assert len(report.added) == 2
@@ -108,9 +90,9 @@ def test_bad_files_are_reported_and_good_ones_indexed(tmp_path, minilm_path):
     assert_consistent(kb)
 
 
-def test_updates_replace_skip_and_prune(tmp_path, minilm_path):
+def test_updates_replace_skip_and_prune(tmp_path, fake_model):
     docs = write_articles(tmp_path / "docs", PARAGRAPHS)
-    kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
+    kb = KnowledgeBase(tmp_path / "ix", model=fake_model)
     assert len(kb.add([docs]).added) == 3
     again = kb.add([docs])
     assert len(again.unchanged) == 3 and again.chunks == 0
@@ -130,9 +112,9 @@ def test_updates_replace_skip_and_prune(tmp_path, minilm_path):
     assert KnowledgeBase(tmp_path / "ix").stats()["documents"] == 2
 
 
-def test_remove_by_source_and_id(tmp_path, minilm_path):
+def test_remove_by_source_and_id(tmp_path, fake_model):
     docs = write_articles(tmp_path / "docs", PARAGRAPHS)
-    kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
+    kb = KnowledgeBase(tmp_path / "ix", model=fake_model)
     kb.add([docs])
     first = kb.documents()[0]
     kb.remove([first["doc_id"]])
@@ -143,18 +125,18 @@ def test_remove_by_source_and_id(tmp_path, minilm_path):
     assert_consistent(kb)
 
 
-def test_duplicate_content_under_two_names(tmp_path, minilm_path):
+def test_duplicate_content_under_two_names(tmp_path, fake_model):
     docs = write_articles(tmp_path / "docs", PARAGRAPHS[:1])
     shutil.copy(docs / "article_0.txt", docs / "copy_of_article.txt")
-    kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
+    kb = KnowledgeBase(tmp_path / "ix", model=fake_model)
     report = kb.add([docs])
     assert len(report.added) == 1 and len(report.duplicates) == 1
     assert kb.stats()["documents"] == 1
 
 
-def test_failed_write_leaves_previous_index_usable(tmp_path, minilm_path, monkeypatch):
+def test_failed_write_leaves_previous_index_usable(tmp_path, fake_model, monkeypatch):
     docs = write_articles(tmp_path / "docs", PARAGRAPHS[:2])
-    kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
+    kb = KnowledgeBase(tmp_path / "ix", model=fake_model)
     kb.add([docs])
     before = read_manifest(tmp_path / "ix")
 
@@ -173,9 +155,9 @@ def test_failed_write_leaves_previous_index_usable(tmp_path, minilm_path, monkey
     assert len(reopened.add([tmp_path / "more"]).added) == 1  # rerunning finishes the job
 
 
-def test_corrupt_index_file_names_the_file(tmp_path, minilm_path):
+def test_corrupt_index_file_names_the_file(tmp_path, fake_model):
     write_articles(tmp_path / "docs", PARAGRAPHS)
-    KnowledgeBase(tmp_path / "ix", model=minilm_path).add([tmp_path / "docs"])
+    KnowledgeBase(tmp_path / "ix", model=fake_model).add([tmp_path / "docs"])
     gen = tmp_path / "ix" / read_manifest(tmp_path / "ix")["generation"]
     dense = gen / "dense.faiss"
     dense.write_bytes(dense.read_bytes()[:100])
@@ -185,21 +167,21 @@ def test_corrupt_index_file_names_the_file(tmp_path, minilm_path):
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\u200b\u200b", "问" * 100_000])
-def test_unusable_questions(tmp_path, question, minilm_path):
-    kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
+def test_unusable_questions(tmp_path, question, fake_model):
+    kb = KnowledgeBase(tmp_path / "ix", model=fake_model)
     with pytest.raises(QuestionError):
         kb.answer(question)
 
 
 @pytest.mark.parametrize("top_k", [0, -1, 10_000])
-def test_top_k_bounds(tmp_path, top_k, minilm_path):
-    kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
+def test_top_k_bounds(tmp_path, top_k, fake_model):
+    kb = KnowledgeBase(tmp_path / "ix", model=fake_model)
     with pytest.raises(QuestionError, match="top_k"):
         kb.search("问题", top_k=top_k)
 
 
-def test_empty_knowledge_base_answers_nothing(tmp_path, minilm_path):
-    result = KnowledgeBase(tmp_path / "ix", model=minilm_path).answer(SEED_QUESTION)
+def test_empty_knowledge_base_answers_nothing(tmp_path, fake_model):
+    result = KnowledgeBase(tmp_path / "ix", model=fake_model).answer(SEED_QUESTION)
     assert result.text is None and result.passages == ()
 
 

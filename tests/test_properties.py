@@ -30,10 +30,7 @@ from rag.types import Passage
 
 from .conftest import SEED
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """Tiny made-up articles: see conftest.rules_answering."""
+pytestmark = pytest.mark.usefixtures("rules_answering")  # tiny made-up articles: see conftest
 
 # Every code point, surrogates and controls included, weighted towards the text this
 # system sees: Chinese, its punctuation, digits, measure words and question words.

@@ -25,53 +25,10 @@ import pytest
 from rag import KnowledgeBase
 from rag.store import read_manifest
 
-from .conftest import REPO, RULES
-from .test_knowledge_base import assert_consistent
+from .conftest import REPO
+from .helpers import CITIES, ENV, article, assert_clean_error, assert_consistent, rag, write_city_articles
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """Tiny made-up articles: see conftest.rules_answering."""
-
-CITIES = ["太原", "大同", "长治", "晋城", "朔州", "忻州", "吕梁", "临汾", "运城", "阳泉", "晋中", "沈阳",
-          "大连", "鞍山", "抚顺", "本溪", "丹东", "锦州", "营口", "阜新"]
-# torch with its default thread count crawls on a busy 2-core machine; the tests time nothing
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", **RULES}
-
-
-def article(city: str, n: int, thing: str = "公园", unit: str = "座") -> str:
-    return (f"{city}市2024年城市建设工作情况\n\n{city}市今年新建{thing}{n}{unit}，城市面貌明显改善。"
-            f"{city}市将继续推进城市更新行动。\n")
-
-
-def write_city_articles(folder: Path, cities: list[str], start: int = 10, thing: str = "公园") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, city in enumerate(cities):
-        (folder / f"{city}.txt").write_text(article(city, start + i, thing), encoding="utf-8")
-    return folder
-
-
-def rag(*args, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m rag.cli ARGS`` from the repository root."""
-    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], check=False, cwd=REPO, env={**ENV, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
-    """stderr without the model loader's progress bar."""
-    return [line for line in result.stderr.splitlines() if line.strip() and "Loading weights" not in line]
-
-
-def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> str:
-    """Exit code 2, one ``error:`` line naming the problem, no traceback."""
-    lines = stderr_lines(result)
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
+pytestmark = pytest.mark.usefixtures("rules_answering")  # tiny made-up articles: see conftest
 
 def generation_dirs(index: Path) -> list[str]:
     return sorted(p.name for p in index.iterdir() if p.is_dir())
@@ -86,22 +43,6 @@ def doc_count(index: Path) -> int:
 def bm25_top(kb: KnowledgeBase, question: str) -> str:
     hits = kb.search(question, top_k=1, mode="bm25")
     return hits[0].text if hits else ""
-
-
-@pytest.fixture(scope="module")
-def base_index(tmp_path_factory, minilm_path) -> Path:
-    """An index of three city articles, built once; tests work on copies."""
-    root = tmp_path_factory.mktemp("base")
-    docs = write_city_articles(root / "docs", CITIES[:3])
-    KnowledgeBase(root / "index", model=minilm_path).add([docs])
-    return root / "index"
-
-
-@pytest.fixture
-def index_copy(base_index, tmp_path) -> Path:
-    target = tmp_path / "index"
-    shutil.copytree(base_index, target)
-    return target
 
 
 # -- updates through the CLI --------------------------------------------------------------

@@ -15,10 +15,7 @@ from rag.retrieval import (
     normalize_scores,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """Tiny made-up articles: see conftest.rules_answering."""
+pytestmark = pytest.mark.usefixtures("rules_answering")  # tiny made-up articles: see conftest
 
 # ---------------------------------------------------------------------------------------
 # fusion arithmetic
@@ -171,6 +168,7 @@ def test_reranker_orders_by_its_own_scores(kb_folder, cross_encoder_path):
     assert sorted(p.chunk_id for p in after) == sorted(p.chunk_id for p in before)
 
 
+@pytest.mark.slow  # loads sentence-transformers and torch
 def test_reranker_with_a_bad_path_is_a_clear_error(tmp_path):
     from rag.errors import ModelError
 

@@ -30,6 +30,8 @@ import rag  # noqa: F401  (sets the offline environment before gradio is importe
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE, ChatServer, hold, status, trickle
 
+pytestmark = pytest.mark.browser  # a real Gradio server, most tests in Debian's chromium
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,29 +33,11 @@ from rag.errors import IndexWriteError
 from rag.lexical import BM25Index
 
 from .conftest import REPO
-from .test_knowledge_base import assert_consistent
-from .test_reliability import CITIES, ENV, article, assert_clean_error, rag, write_city_articles
+from .helpers import CITIES, ENV, article, assert_clean_error, assert_consistent, rag, write_city_articles
 
+pytestmark = pytest.mark.usefixtures("rules_answering")  # tiny made-up articles: see conftest
 
-@pytest.fixture(scope="module", autouse=True)
-def _rules(rules_answering):
-    """Tiny made-up articles: see conftest.rules_answering."""
-
-QUESTION, ANSWER = f"{CITIES[0]}市今年新建了几座公园", "10座"  # in base_index (tests/test_reliability.py)
-
-
-@pytest.fixture(scope="module")
-def base_index(tmp_path_factory, minilm_path) -> Path:
-    root = tmp_path_factory.mktemp("writefail")
-    docs = write_city_articles(root / "docs", CITIES[:3])
-    KnowledgeBase(root / "index", model=minilm_path).add([docs])
-    return root / "index"
-
-
-@pytest.fixture
-def index_copy(base_index, tmp_path) -> Path:
-    shutil.copytree(base_index, tmp_path / "index")
-    return tmp_path / "index"
+QUESTION, ANSWER = f"{CITIES[0]}市今年新建了几座公园", "10座"  # in base_index (tests/conftest.py)
 
 
 def snapshot_files(index: Path) -> dict[str, bytes]:

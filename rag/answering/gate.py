@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..config import GateSettings
 
 
-@dataclass(frozen=True)
-class AnswerGate:
+class AnswerGate(GateSettings):
     """The abstention rules around the reader.
 
     1. The question's key terms must be in the knowledge base: every key word in it (a
@@ -19,16 +18,9 @@ class AnswerGate:
     3. The answer's document must name the places, organisations and persons the question
        names (in the title, heading or text of its passages shown): 「山西省长是谁」 is not
        answered from Shaanxi's report, nor 「上海2025年粮食产量」 from Anhui's.
+
+    The settings and their defaults are :class:`rag.config.GateSettings`.
     """
-
-    min_found_words: float = 0.5
-    min_confidence: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_found_words <= 1.0:
-            raise ValueError("min_found_words must be between 0 and 1")
-        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError("min_confidence must be between 0 and 1")
 
     def threshold(self, reader) -> float:
         return float(reader.min_confidence if self.min_confidence is None else self.min_confidence)

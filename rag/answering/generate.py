@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 
 from ..errors import RagError
 from ..types import Answer, Passage
+from ..zh import jieba, pos_tags
+from ..zh.lexicon import CHECKED_UNITS
 
 if TYPE_CHECKING:  # http.client is imported on the first request: `rag ask` without --llm stays fast
     import http.client
@@ -393,10 +395,7 @@ _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四":
               "八": 8, "九": 9}
 _CN_NUM = "[零〇一二两三四五六七八九十百千万亿]+"
 _ARABIC = r"\d+(?:,\d{3}(?!\d))*(?:\.\d+)?"
-_UNIT_WORDS = ("个百分点 个小时 个月 人次 万人 亿元 万元 千元 元 % ‰ 家 个 人 名 位 所 场 项 次 件 条 座 台 辆 种 类 "
-               "批 届 期 支 户 处 间 份 倍 年 月 日 号 天 岁 周 小时 分钟 平方公里 公里 千米 米 公顷 亩 吨 千克 公斤 万 亿")
-_UNITS = sorted(_UNIT_WORDS.split(" "), key=len, reverse=True)
-_UNIT = "(?:多|余)?(" + "|".join(re.escape(u) for u in _UNITS) + ")?"
+_UNIT = "(?:多|余)?(" + "|".join(re.escape(u) for u in CHECKED_UNITS) + ")?"
 _NUMBER_RE = re.compile(rf"({_ARABIC})\s?{_UNIT}")
 _CN_NUMBER_RE = re.compile(rf"(?<![\d.])({_CN_NUM}){_UNIT}")
 _QUOTED_RE = re.compile(r"《([^《》\n]{2,40})》|「([^「」\n]{2,40})」|“([^“”\n]{2,40})”|\"([^\"\n]{2,40})\"")
@@ -480,20 +479,10 @@ def _backed(number: _Number, stated: set[tuple[str, str]]) -> bool:
     return any(value == number.value for value, _ in stated)
 
 
-@lru_cache(maxsize=1)
-def _name_tagger():
-    """jieba's dictionary (no HMM guesses: only names it knows are checked)."""
-    import jieba
-    import jieba.posseg
-
-    jieba.setLogLevel(logging.WARNING)
-    return jieba, jieba.posseg.dt.word_tag_tab
-
-
 def _names(text: str) -> list[str]:
-    jieba, tags = _name_tagger()
+    tags = pos_tags()
     seen: dict[str, None] = {}
-    for word in jieba.lcut(text, HMM=False):
+    for word in jieba().lcut(text, HMM=False):
         if len(word) >= 2 and tags.get(word, "")[:2] in _NAME_TAGS:
             seen.setdefault(word)
     return list(seen)

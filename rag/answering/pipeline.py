@@ -3,11 +3,11 @@ from components given by name or as objects."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..config import Environment
 from ..errors import RagError
 from ..types import Answer, Passage
 from .base import Reader, Reranker
@@ -23,7 +23,7 @@ def make_reader(spec: str | Reader | None) -> Reader:
     """``"model"`` (the trained reader), ``"rules"``, or a Reader object; None: the
     environment's ``RAG_READER``, else ``"model"``."""
     if spec is None:
-        spec = os.environ.get("RAG_READER", "model")
+        spec = Environment.read().reader
     if spec == "model":
         from .trained import TrainedReader
 
@@ -42,7 +42,7 @@ def make_reranker(spec: str | Reranker | None, reader: Reader) -> Reranker | Non
     the folder of a local sentence-transformers CrossEncoder, or a Reranker object; None:
     the environment's ``RAG_RERANKER``, else ``"model"``."""
     if spec is None:
-        spec = os.environ.get("RAG_RERANKER", "model")
+        spec = Environment.read().reranker
     if spec == "none":
         return None
     if spec == "model":

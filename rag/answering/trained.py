@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..extraction import _trim
+from ..extraction.candidates import _trim
 from ..types import Passage, Span
 from .model import ReaderNetwork, Scored
 

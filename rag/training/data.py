@@ -30,7 +30,7 @@ import numpy as np
 from ..chunking import ChunkSettings, chunk_text
 
 HELDOUT_PERCENT = 20
-CHUNKING = ChunkSettings(500, 200)  # the knowledge base's default
+CHUNKING = ChunkSettings()  # the knowledge base's default
 TRAIN_SETS = ("cmrc_train", "ncp_policy_qa_dev")  # dureader_search_dev is evaluation only
 
 

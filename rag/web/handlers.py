@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import TOP_K
 from ..conversation import rewrite_followup
 from ..errors import RagError
 from ..ingest.metadata import doc_type
@@ -71,7 +72,7 @@ class Scope:
         return "；".join(parts)
 
 
-def answer_question(kb, question: str, previous: str | None = None, top_k: int = 5,
+def answer_question(kb, question: str, previous: str | None = None, top_k: int = TOP_K,
                     scope: Scope | None = None) -> tuple[Answer, str]:
     """Resolve a follow-up against ``previous`` (the prior question), then answer it within
     ``scope``. Returns the answer and the question as typed. Raises :class:`RagError` for bad input."""
@@ -107,7 +108,7 @@ def chat_reply(kb, data: dict, written: WrittenJobs | None = None) -> dict:
     data = data if isinstance(data, dict) else {}
     question = str(data.get("question") or "")
     try:
-        top_k = int(data.get("top_k") or 5)
+        top_k = int(data.get("top_k") or TOP_K)
         scope = Scope.parse(data.get("scope"))
         answer, asked = answer_question(kb, question, str(data.get("previous") or ""), top_k, scope)
     except (RagError, ValueError) as exc:

@@ -27,6 +27,7 @@ from typing import Any
 import gradio as gr
 
 from .. import feedback as feedback_store
+from ..config import TOP_K
 from ..errors import RagError
 from . import handlers
 from .messages import SUPPORTED_LIST, error_text
@@ -47,7 +48,7 @@ EXAMPLE_QUESTIONS = (
     "市科技局局长是谁",
     "晋中举办博士大讲堂多少场",
 )
-DEFAULT_TOP_K = 5  # the CLI's and the API's default too
+DEFAULT_TOP_K = TOP_K  # the CLI's and the API's default too (rag.config)
 POLL_SECONDS = 0.4  # how often a running upload reports its progress
 FAILED_LOGIN_PAUSE = 1.0  # seconds a wrong admin login waits before it is answered
 

@@ -1,0 +1,335 @@
+"""Candidates scored by how they fit the question, and the entry point :func:`extract_answer`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from itertools import pairwise
+
+from ..textnorm import normalize_aligned
+from ..types import Passage, Span
+from ..zh import lexicon as lx
+from .candidates import (
+    _Candidate,
+    _clause_candidates,
+    _clauses,
+    _count_candidates,
+    _score_sentences,
+    _Sentence,
+    _slot_allowed,
+    _slot_candidates,
+    _when_candidates,
+    _where_candidates,
+    _who_candidates,
+)
+from .patterns import (
+    _ARABIC_COUNT_RE,
+    _BARE_YEAR_RE,
+    _CN_COUNT_RE,
+    _HAN_RE,
+    _MAX_SENTENCES,
+    _MIN_CONFIDENCE,
+    _MIN_COVERAGE,
+    _MIN_PASSAGE_COVERAGE,
+    _MIN_RELATIVE,
+    _NAME_MISSING_FACTOR,
+    _NUMERAL_RE,
+    _TOP_SENTENCES,
+    _TOP_TAGGED,
+    _UNIT_AT_RE,
+    _UNIT_END_RE,
+    _tag,
+)
+from .question import _analyze, _Question, _resolve_terms
+
+# --------------------------------------------------------------------------------------
+# Candidate scoring
+# --------------------------------------------------------------------------------------
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _common_suffix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[-1 - i] == b[-1 - i]:
+        i += 1
+    return i
+
+
+def _alignment(q: _Question, norm: str, c: _Candidate) -> float:
+    """How well the candidate sits in the question's slot (0..1)."""
+    s = c.sentence
+    best = c.in_slot
+    if q.attribute and (
+        q.attribute in norm[max(s.start, c.start - 3) : c.start] or norm[c.end : c.end + 1] == q.attribute
+    ):
+        best = max(best, 0.5)  # 「1.2米高」「水深0至120公尺」 for 「多高」「多深」
+    if q.right:
+        end = max(c.end, c.context_end)
+        after = norm[end : min(s.end, end + 16)]
+        for gap in range(3):
+            k = _common_prefix(after[gap:], q.right)
+            if k >= min(2, len(q.right)):
+                best = max(best, min(1.0, k / min(len(q.right), 5)) * (1.0 - 0.15 * gap))
+    if q.left:
+        before = norm[max(s.start, c.start - 16) : c.start]
+        for gap in range(4):
+            seg = before[: len(before) - gap] if gap else before
+            k = _common_suffix(seg, q.left)
+            if k >= min(2, len(q.left)):
+                best = max(best, min(1.0, k / min(len(q.left), 5)) * (1.0 - 0.12 * gap))
+    return best
+
+
+def _proximity(q: _Question, c: _Candidate, total_w: float) -> tuple[float, float]:
+    """Weighted closeness of the question's key terms to the candidate, and overlap.
+
+    Returns (proximity in 0..1, share of the candidate covered by key terms).
+    """
+    s = c.sentence
+    clause_of = None
+    for ci, (ca, cb) in enumerate(_clauses(s)):
+        if ca <= c.start < cb or (ca < c.end <= cb):
+            clause_of = ci
+            break
+    covered = 0
+    per_term: dict[str, float] = {}
+    for ha, hb, w, term in s.hits:
+        if ha >= c.start and hb <= c.end:
+            covered += hb - ha
+            continue
+        if hb <= c.start:
+            dist = c.start - hb
+        elif ha >= c.end:
+            dist = ha - c.end
+        else:
+            covered += min(hb, c.end) - max(ha, c.start)
+            continue
+        same = False
+        for ci, (ca, cb) in enumerate(_clauses(s)):
+            if ca <= ha < cb:
+                same = ci == clause_of
+                break
+        f = 1.0 / (1.0 + dist / 6.0) * (1.0 if same else 0.5)
+        per_term[term] = max(per_term.get(term, 0.0), f * w)
+    got = sum(per_term.values())
+    overlap = covered / max(1, c.end - c.start)
+    return min(1.0, got / total_w), min(1.0, overlap)
+
+
+def _score_candidate(q: _Question, norm: str, c: _Candidate, total_w: float, top_score: float) -> None:
+    """Set ``c.score`` (for ranking candidates) and ``c.confidence`` (0..1, for abstaining)."""
+    prox, overlap = _proximity(q, c, total_w)
+    if c.kind == "what" and q.qtype not in {"what", "other"}:
+        align = 0.6 if c.bounded else 0.3  # a slot is aligned by construction; do not count it twice
+    else:
+        align = _alignment(q, norm, c)
+    s = c.sentence
+    rel = s.score / top_score if top_score > 0 else 0.0
+    c.score = 0.35 * rel + 0.25 * prox + 0.25 * align + 0.4 * c.fit - 0.5 * overlap
+    if q.qtype in {"what", "other"}:
+        conf = 0.55 * s.coverage + 0.2 * max(prox, align) + 0.25 * c.fit - 0.5 * overlap
+    else:  # a candidate of the wrong form (an organisation for 「市长是谁」) caps the confidence
+        conf = (0.75 * s.coverage + 0.25 * max(prox, align) - 0.5 * overlap) * min(1.0, 0.25 + c.fit)
+    # The passage must be about what was asked: most of the question's weight and all of
+    # its proper names (「上海有几家…」 is not answered from an article about 晋中).
+    conf *= _NAME_MISSING_FACTOR**s.missing_names * min(1.0, s.passage_coverage / _MIN_PASSAGE_COVERAGE)
+    c.confidence = max(0.0, min(1.0, conf))
+
+
+def _sentence_candidates(q: _Question, s: _Sentence, norm: str, rank: int) -> list[_Candidate]:
+    """Candidate answers in one sentence (``rank``: its place in the sentence ranking)."""
+    near_top = rank < _TOP_SENTENCES
+    tagged = rank < _TOP_TAGGED  # segmenting is the slow part: only the best sentences
+    typed: list[_Candidate] = []
+    if q.qtype == "count":
+        typed = _count_candidates(q, s, norm)
+    elif q.qtype == "when":
+        typed = _when_candidates(q, s, norm)
+    elif q.qtype == "who" or q.wants_name:
+        typed = _who_candidates(q, s, norm, tagged)
+    elif q.qtype == "where":
+        typed = _where_candidates(q, s, norm, tagged)
+    if not typed and not near_top:
+        return []
+    open_question = q.qtype in {"what", "other"}
+    slots = _slot_candidates(q, s, norm, 0.6 if open_question else 0.25)
+    for c in typed:
+        for sl in slots:
+            if sl.start <= c.start and c.end <= sl.end:
+                c.in_slot = max(c.in_slot, 0.8 if sl.bounded else 0.15)
+    out = typed
+    if near_top and (open_question or not typed):
+        # For typed questions a slot answer is a fallback when no typed candidate is there.
+        out += [sl for sl in slots if _slot_allowed(q, norm[sl.start : sl.end])]
+    if open_question and rank < 2:
+        out += _clause_candidates(q, s, norm)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+
+
+_QUALIFIER_RE = re.compile(r"以上|以下|左右|上下|之多|余")
+_PER_UNIT_RE = re.compile(rf"/(?:{lx.UNIT_ALT})")  # 「29微克/立方米」
+# 「多少万标准箱」: a multiplier and the unit the question itself names (「几家省级博士创新站」
+# names the counted thing, not a unit; its 家 is a known measure word)
+_ASKED_UNIT_RE = re.compile(r"(?:多少|几)([万亿千百][^\s?？!！。，,、;；:：的呢吗啊呀]{0,5})")
+
+
+def count_span(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """The whole quantity a count answer ``text[start:end]`` should be: a span that stops inside
+    a quantity (「5506.3」 of 「5506.3万标准箱」) is carried to the end of the number, its unit
+    (a known measure word, or a multiplier and unit after the question's 多少: 「多少万标准箱」)
+    and a qualifier (「7%」 -> 「7%以上」); a span that goes on past its quantity with the
+    thing the question already names (「7家省级博士创新站」 for 「几家省级博士创新站」) stops
+    after the quantity."""
+    if end <= start or end > len(text):
+        return start, end
+    lo, hi = max(0, start - 16), min(len(text), end + 16)
+    for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE):
+        for m in rx.finditer(text, lo, hi):
+            if m.start() < end < m.end():
+                end = m.end()
+    head = _ARABIC_COUNT_RE.match(text, start) or _CN_COUNT_RE.match(text, start)
+    if head and head.end() < end and _NUMERAL_RE.search(head.group()):
+        tail = re.sub(r"^[的之]", "", text[_quantity_end(question, text, start, head.end()):end])
+        if not tail or _covered(tail, question):
+            end = head.end()
+    return start, _quantity_end(question, text, start, end)
+
+
+_CLAUSE_CUT_RE = re.compile(r"[，,；;。！!？?、]")
+_RATIO_RE = re.compile(r"\d\s?[∶:：]\s?\d")  # 「8.3∶41.4∶50.3」 is one answer
+_CHANGE_TO_RE = re.compile(r"(?:提高|增加|增长|提升|上升|扩大|下降|降低|减少|缩小|回落|压减)(?:到|至)")  # not a range
+
+
+def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A count answer narrowed to one quantity: a span over several clauses keeps the clause
+    whose words (with what precedes it in its clause) best match the question (「7227家、高新
+    技术企业3200家」 for 「新增高新技术企业多少家」 -> 「3200家」), and a change keeps where it
+    ended (「从26.7%提高到52.1%」 -> 「52.1%」; 「从2020年的5.2万元提高到2025年的7.4万元」 ->
+    「7.4万元」). The first quantity left (a year before another quantity skipped) keeps a
+    short noun or measure word after it that the question does not name (「5506.3万标准箱」,
+    「29微克/立方米」) and is then completed by :func:`count_span`."""
+    if _RATIO_RE.search(text, start, end):
+        return start, end
+    cuts = [start] + [m.end() for m in _CLAUSE_CUT_RE.finditer(text, start, end)] + [end]
+    clauses = [(a, b) for a, b in pairwise(cuts) if _NUMERAL_RE.search(text, a, b)]
+    if not clauses:
+        return start, end
+    if len(clauses) > 1:
+        start, end = max(clauses, key=lambda c: (_lead_match(text, c[0], c[1], question), -c[0]))
+    changes = [m for m in _CHANGE_TO_RE.finditer(text, start, end) if _NUMERAL_RE.match(text, m.end())]
+    if changes:
+        start = changes[-1].end()
+    qty = [m for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE) for m in rx.finditer(text, start, end)]
+    qty = [m for m in qty if not (_BARE_YEAR_RE.fullmatch(m.group()) and any(o.start() > m.start() for o in qty))]
+    if not qty:
+        return start, end
+    first = min(qty, key=lambda m: m.start())
+    begin = first.start() - 1 if first.start() > 0 and text[first.start() - 1] == "第" else first.start()
+    stop = _CLAUSE_CUT_RE.search(text, first.end(), first.end() + 12)
+    stop_at = stop.start() if stop else len(text) if len(text) - first.end() <= 12 else first.end()
+    tail = text[first.end():stop_at]
+    tail = tail[:_QUALIFIER_RE.search(tail).start()] if _QUALIFIER_RE.search(tail) else tail
+    if tail and len(tail) <= 6 and not _covered(tail, question) and all(
+            flag[:1] in "nqmx" for _, flag in _tag(tail)):
+        return begin, first.end() + len(tail)
+    return begin, first.end()
+
+
+def _lead_match(text: str, a: int, b: int, question: str) -> float:
+    """How well the words before a clause's first numeral (back to where its clause begins)
+    match the question: Chinese bigrams found in it, less half of those not found."""
+    lo = max(0, a - 20)
+    cuts = [m.end() for m in _CLAUSE_CUT_RE.finditer(text, lo, a)]
+    num = _NUMERAL_RE.search(text, a, b)
+    lead = text[cuts[-1] if cuts else lo:num.start() if num else b]
+    grams = {lead[i:i + 2] for i in range(len(lead) - 1) if _HAN_RE.fullmatch(lead[i:i + 2])}
+    found = sum(g in question for g in grams)
+    return found - 0.5 * (len(grams) - found)
+
+
+def _covered(tail: str, question: str) -> bool:
+    """Whether the question already names ``tail`` (most of its character bigrams)."""
+    grams = {tail[i:i + 2] for i in range(len(tail) - 1)} or {tail}
+    return sum(g in question for g in grams) >= 0.6 * len(grams)
+
+
+def _quantity_end(question: str, text: str, start: int, end: int) -> int:
+    if _NUMERAL_RE.search(text[end - 1]) or _UNIT_END_RE.search(text[start:end]):
+        asked = _ASKED_UNIT_RE.search(question)
+        if asked:
+            unit = asked.group(1)  # its longest continuation in the text, after what the span holds
+            fits = [len(unit[j:k]) for j in range(len(unit)) for k in range(len(unit), j, -1)
+                    if text[start:end].endswith(unit[:j]) and text.startswith(unit[j:k], end)]
+            end += max(fits, default=0)
+        if _NUMERAL_RE.search(text[end - 1]):
+            um = _UNIT_AT_RE.match(text, end)
+            if um:
+                end = um.end()
+        per = _PER_UNIT_RE.match(text, end)
+        if per and _UNIT_END_RE.search(text[start:end]):
+            end = per.end()
+        qm = _QUALIFIER_RE.match(text, end)
+        if qm:
+            end = qm.end()
+    return end
+
+
+def extract_answer(question: str, passages: Sequence[Passage]) -> Span | None:
+    """Find the exact answer span for ``question`` in ranked ``passages``.
+
+    Returns a :class:`Span` whose ``text`` equals ``passages[span.passage].text[start:end]``
+    and whose evidence sentence contains it, or None when no passage matches the question
+    well enough (the caller should then say that nothing relevant was found).
+    """
+    if not question or not passages:
+        return None
+    q = _analyze(question)
+    if not q.terms and not q.bigrams:
+        return None
+    norms = [normalize_aligned(p.text or "") for p in passages]
+    titles = [normalize_aligned(p.title or "") for p in passages]
+    q = _resolve_terms(q, "\n".join(norms + titles))
+    sentences = _score_sentences(q, norms, titles)
+    if not sentences:
+        return None
+    top = sentences[0]
+    if top.coverage < _MIN_COVERAGE:
+        return None
+    cands: list[_Candidate] = []
+    for rank, s in enumerate(sentences[:_MAX_SENTENCES]):
+        if s.score < _MIN_RELATIVE * top.score:
+            break
+        cands += _sentence_candidates(q, s, norms[s.passage], rank)
+    if not cands:
+        return None
+    for c in cands:
+        _score_candidate(q, norms[c.sentence.passage], c, q.total_weight, top.score)
+    best = max(cands, key=lambda c: (c.score, -c.sentence.passage, -(c.end - c.start)))
+    if best.confidence < _MIN_CONFIDENCE or best.end <= best.start:
+        return None
+    p = best.sentence.passage
+    text = passages[p].text
+    kind = q.qtype if best.kind != "sentence" else "sentence"
+    return Span(
+        text=text[best.start : best.end],
+        passage=p,
+        start=best.start,
+        end=best.end,
+        sentence_start=best.sentence.start,
+        sentence_end=best.sentence.end,
+        score=round(best.confidence, 4),
+        kind=kind,
+    )
