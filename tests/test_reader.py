@@ -58,6 +58,9 @@ def test_an_answer_from_a_document_about_another_place_is_refused(reader, model_
     assert pipeline.answer("陕西粮食产量是多少", [shaanxi], evidence).text == "1300万吨"
     refused = pipeline.answer("上海粮食产量是多少", [shaanxi], evidence)
     assert refused.text is None and refused.passages == (shaanxi,)
+    shanghai = _report("上海市", "政府工作报告由上海市市长在市十六届人大会议上作。2025年全市生产总值增长5.2%，粮食产量达到90万吨。", 2)
+    other = pipeline.answer("上海粮食产量是多少", [shaanxi, shanghai], evidence)  # read from the one that names it
+    assert other.text == "90万吨" and other.span.passage == 1 and other.passages == (shaanxi, shanghai)
 
 
 def test_the_gate_names_the_places_an_answers_document_lacks():

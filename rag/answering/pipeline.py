@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import Environment
 from ..errors import RagError
@@ -94,12 +94,15 @@ class Pipeline:
         if known <= 0 or missing:
             return Answer(question, None, passages, 0.0)  # its key terms are not in the index
         span = self.reader.read(question, passages, shares)
+        if span is not None and self.gate.names_missing(question, passages, span.passage):
+            # about another place or person: read only the documents that name them, if any
+            keep = [i for i in range(len(passages)) if not self.gate.names_missing(question, passages, i)]
+            span = self.reader.read(question, [passages[i] for i in keep], [shares[i] for i in keep]) if keep else None
+            span = replace(span, passage=keep[span.passage]) if span is not None else None
         if span is None:
             return Answer(question, None, passages, 0.0)
         if span.score < self.gate.threshold(self.reader):  # the best evidence is too weak
             return Answer(question, None, passages, span.score)
-        if self.gate.names_missing(question, passages, span.passage):  # about another place or person
-            return Answer(question, None, passages, 0.0)
         source = passages[span.passage].text
         return Answer(question, span.text, passages, confidence=span.score, span=span,
                       evidence=source[span.sentence_start:span.sentence_end])
