@@ -6,14 +6,16 @@ bare ``python -c "import rag"`` measured in the same run.
 Each figure is the median wall time of fresh processes (model cache present: run once
 before). "first add": open a new KnowledgeBase and add one short document (2 chunks),
 process start to return. "first add, torch": the same with 40 chunks, which loads torch.
-"ask cold": `rag ask` on the seed index, process start to the printed answer. The
-breakdown of a torch load (import, model open, precision decision) is printed once.
+"ask cold": `rag ask` on the seed index, process start to the printed answer, with the
+default (trained) reader and with ``--reader rules``. The breakdown of a torch load (import,
+model open, precision decision) is printed once and recorded.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -56,6 +58,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(HERE / "results" / "first_add.json"))
     args = parser.parse_args()
     py = sys.executable
+    load_start = os.getloadavg()[0]
     index = Path(tempfile.mkdtemp(prefix="first-add-")) / "index"
     subprocess.run([py, "-m", "rag.cli", "index", str(REPO / "data" / "articles"), "--index-dir", str(index), "-q"],
                    cwd=REPO, check=True, capture_output=True)
@@ -66,13 +69,19 @@ def main() -> int:
         "first add, 1 short document": wall([py, "-c", ADD.format(n=3)], args.repeat),
         "first add, 40 chunks (loads torch)": wall([py, "-c", ADD.format(n=120)], args.repeat),
         "rag ask cold": wall([py, "-m", "rag.cli", "ask", "晋中有几家省级博士创新站", "--index-dir", str(index)], args.repeat),
+        "rag ask cold, --reader rules": wall([py, "-m", "rag.cli", "ask", "晋中有几家省级博士创新站", "--index-dir",
+                                              str(index), "--reader", "rules"], args.repeat),
     }
     for name, seconds in rows.items():
         print(f"{name:36} {seconds:6.2f} s   {seconds / base:5.1f}x import rag")
-    subprocess.run([py, "-c", BREAKDOWN], cwd=REPO, check=True)
+    breakdown = subprocess.run([py, "-c", BREAKDOWN], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    print(breakdown.strip())
+    result = {"command": "python benchmarks/first_add.py " + " ".join(sys.argv[1:]), "repeat": args.repeat,
+              "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()[0],
+              "torch_load_breakdown": breakdown.strip()}
+    result |= {k: {"s": round(v, 3), "x_import_rag": round(v / base, 2)} for k, v in rows.items()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({k: {"s": round(v, 3), "x_import_rag": round(v / base, 2)}
-                                          for k, v in rows.items()}, indent=1), encoding="utf-8")
+    Path(args.out).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0
 
 
