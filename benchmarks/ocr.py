@@ -1,13 +1,14 @@
 """OCR character accuracy and speed on rendered pages, at several rendering resolutions.
 
-    python benchmarks/ocr.py [--pages 3] [--dpi 150,200,300]
+    python benchmarks/ocr.py [--pages 3] [--dpi 100,150,200] [--pt 12] [--out results/ocr.json]
 
 Pages of the seed article (data/articles, as read: without its footer boilerplate) are
-drawn in the wqy font (Debian's fonts-wqy-microhei) at 12 pt on A4 as a 300-dpi scan and
-saved as image-only PDFs, as a scanner would make them; rag.ingest reads each one
-(pypdfium2 renders it at the given dpi, RapidOCR reads it). Accuracy is 1 - edit distance / length over the page text with
-whitespace removed and full-width punctuation folded to half-width on both sides (a scan
-cannot tell 「，」 from 「,」); lines the detector missed are counted too.
+drawn in the wqy font (Debian's fonts-wqy-microhei) at 12 pt (``--pt``) on A4 as a 300-dpi
+scan and saved as image-only PDFs, as a scanner would make them; rag.ingest reads each one
+(pypdfium2 renders it at the given dpi, RapidOCR reads it). Accuracy is 1 - edit distance /
+length over the page text with whitespace removed and full-width punctuation folded to
+half-width on both sides (a scan cannot tell 「，」 from 「,」); lines the detector missed
+are counted too.
 Speed: pages per second (wall) and CPU seconds per page (this process, all threads: the
 figure a loaded machine distorts least), and wall time as a ratio to rendering the same
 pages alone, measured in the same run.
@@ -45,7 +46,8 @@ def distance(a: str, b: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=3)
-    parser.add_argument("--dpi", default="150,200,300")
+    parser.add_argument("--dpi", default="100,150,200")
+    parser.add_argument("--pt", type=float, default=12.0, help="type size of the scanned pages (五号 is 10.5)")
     parser.add_argument("--out", default=str(HERE / "results" / "ocr.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "tests"))
@@ -69,14 +71,14 @@ def main() -> int:
     files = []
     for n, lines in enumerate(pages):
         picture, pdf_path = folder / f"p{n}.png", folder / f"p{n}.pdf"
-        page_image(lines, dpi=300).save(picture)
+        page_image(lines, dpi=300, pt=args.pt).save(picture)
         pdf = FPDF()
         pdf.add_page()
         pdf.image(str(picture), x=0, y=0, w=210)
         pdf.output(str(pdf_path))
         files.append((pdf_path, "".join(lines)))
     ocr.ocr_engine()  # load once, outside the timings
-    results = {"command": "python benchmarks/ocr.py " + " ".join(sys.argv[1:]), "pages": len(files),
+    results = {"command": "python benchmarks/ocr.py " + " ".join(sys.argv[1:]), "pt": args.pt, "pages": len(files),
                "chars": sum(len(t) for _, t in files), "load_average_at_start": os.getloadavg()[0], "dpi": {}}
     for dpi in (int(d) for d in args.dpi.split(",")):
         ocr.OCR_DPI = dpi
