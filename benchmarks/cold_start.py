@@ -7,8 +7,9 @@ Each run is a fresh ``python -m rag.cli ask ...`` process. Recorded per run: wal
 until the answer line is printed, and the CPU time (user + system) the process used. The
 baselines, measured in the same run and in the same way: a bare interpreter
 (``python -c pass``), ``python -c "import numpy"`` and ``python -c "import rag"`` (the
-issue's baseline). ``--reader model|rules`` is passed to ``rag ask`` (default: the
-package default, the trained reader). Then one in-process run records which
+issue's baseline). ``--reader model|rules`` and ``--reranker model|none`` are passed to
+``rag ask`` (default: the package default, the trained model as both; ``--reader rules``
+alone still loads it as the reranker, ``--reader rules --reranker none`` never imports torch). Then one in-process run records which
 heavy modules the ask path imported (torch, sentence-transformers, transformers and gradio
 must not be among them) and where the time goes (``-X importtime`` per top-level package,
 and a profile of the first answer by phase). Writes ``benchmarks/results/cold_start.json``.
@@ -111,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-dir", type=Path, default=Path("/tmp/corpus_index"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--reader", choices=("model", "rules"), default=None)
-    parser.add_argument("--json", type=Path, default=None, help="default: results/cold_start[_rules].json")
+    parser.add_argument("--reranker", default=None, help="model, none or a folder (passed to rag ask)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="default: results/cold_start.json, or cold_start_<reader>_<reranker>.json when given")
     args = parser.parse_args(argv)
-    extra = ["--reader", args.reader] if args.reader else []
-    args.json = args.json or RESULTS / ("cold_start_rules.json" if args.reader == "rules" else "cold_start.json")
+    extra = (["--reader", args.reader] if args.reader else []) + (["--reranker", args.reranker] if args.reranker else [])
+    suffix = f"_{args.reader or 'default'}_{args.reranker or 'default'}" if extra else ""
+    args.json = args.json or RESULTS / f"cold_start{suffix}.json"
     if not (args.index_dir / "manifest.json").exists():
         print(f"{args.index_dir} holds no index; build one (rag index PATH --index-dir ...)", file=sys.stderr)
         return 2
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": "python benchmarks/cold_start.py" + (f" --index-dir {args.index_dir}" if str(args.index_dir) !=
                                                         "/tmp/corpus_index" else "") + " ".join(["", *extra]),
-        "reader": args.reader or "default", "load_average_at_start": os.getloadavg()[0],
+        "reader": args.reader or "default", "reranker": args.reranker or "default", "load_average_at_start": os.getloadavg()[0],
         "index_dir": str(args.index_dir), "runs": args.runs, "answer_line": answer, "runs_s": summary,
         "rag_ask_over_import_rag_wall": round(ask_s["wall_median_s"] / summary["import rag"]["wall_median_s"], 2),
         "rag_ask_over_import_rag_cpu": round(ask_s["cpu_median_s"] / summary["import rag"]["cpu_median_s"], 2),
