@@ -1,12 +1,15 @@
 """Cold start of ``rag ask``: from process start to the printed answer, on a built index.
 
     python benchmarks/cold_start.py                          # on /tmp/corpus_index (benchmarks/indexing.py)
-    python benchmarks/cold_start.py --index-dir index --runs 7
+    python benchmarks/cold_start.py --index-dir index --runs 7 --reader rules
 
 Each run is a fresh ``python -m rag.cli ask ...`` process. Recorded per run: wall time
 until the answer line is printed, and the CPU time (user + system) the process used. The
 baselines, measured in the same run and in the same way: a bare interpreter
-(``python -c pass``) and ``python -c "import numpy"``. Then one in-process run records which
+(``python -c pass``), ``python -c "import numpy"`` and ``python -c "import rag"`` (the
+issue's baseline). ``--reader model|rules`` and ``--reranker model|none`` are passed to
+``rag ask`` (default: the package default, the trained model as both; ``--reader rules``
+alone still loads it as the reranker, ``--reader rules --reranker none`` never imports torch). Then one in-process run records which
 heavy modules the ask path imported (torch, sentence-transformers, transformers and gradio
 must not be among them) and where the time goes (``-X importtime`` per top-level package,
 and a profile of the first answer by phase). Writes ``benchmarks/results/cold_start.json``.
@@ -61,7 +64,7 @@ from rag import extraction
 phases["import"] = time.perf_counter() - t0
 orig_init = kbm.KnowledgeBase.__init__
 t = time.perf_counter()
-sys.argv = ["rag", "ask", sys.argv[1], "--index-dir", sys.argv[2]]
+sys.argv = ["rag", "ask", sys.argv[1], "--index-dir", sys.argv[2], *sys.argv[3:]]
 marks = {}
 def mark(name, fn):
     def wrapper(*a, **k):
@@ -76,6 +79,9 @@ kbm.KnowledgeBase._query_vector = mark("query embedding (engine load included)",
 kbm.hybrid_search = mark("search", kbm.hybrid_search)
 kbm._passages = mark("rows", kbm._passages)
 extraction.extract_answer = mark("extraction (jieba load included)", extraction.extract_answer)
+from rag.answering import pipeline as pl
+pl.Pipeline.rerank = mark("rerank (model load included)", pl.Pipeline.rerank)
+pl.Pipeline.answer = mark("read and gate (model load included)", pl.Pipeline.answer)
 from rag.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     main()
@@ -86,10 +92,10 @@ print(json.dumps({"phases_s": {k: round(v, 3) for k, v in phases.items()},
 """
 
 
-def importtime(index_dir: Path) -> dict:
+def importtime(index_dir: Path, extra: list[str]) -> dict:
     """Cumulative import time per top-level package on the ask path (``-X importtime``)."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "rag.cli", "ask", QUESTION, "--index-dir",
-                           str(index_dir)], capture_output=True, text=True, cwd=REPO, check=False)
+                           str(index_dir), *extra], capture_output=True, text=True, cwd=REPO, check=False)
     tops: dict[str, int] = {}
     for line in proc.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
@@ -105,19 +111,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index-dir", type=Path, default=Path("/tmp/corpus_index"))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=RESULTS / "cold_start.json")
+    parser.add_argument("--reader", choices=("model", "rules"), default=None)
+    parser.add_argument("--reranker", default=None, help="model, none or a folder (passed to rag ask)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="default: results/cold_start.json, or cold_start_<reader>_<reranker>.json when given")
     args = parser.parse_args(argv)
+    extra = (["--reader", args.reader] if args.reader else []) + (["--reranker", args.reranker] if args.reranker else [])
+    suffix = f"_{args.reader or 'default'}_{args.reranker or 'default'}" if extra else ""
+    args.json = args.json or RESULTS / f"cold_start{suffix}.json"
     if not (args.index_dir / "manifest.json").exists():
         print(f"{args.index_dir} holds no index; build one (rag index PATH --index-dir ...)", file=sys.stderr)
         return 2
     py = sys.executable
-    ask = [py, "-m", "rag.cli", "ask", QUESTION, "--index-dir", str(args.index_dir)]
-    rows: dict[str, list[tuple[float, float]]] = {"python -c pass": [], "import numpy": [], "rag ask": []}
+    ask = [py, "-m", "rag.cli", "ask", QUESTION, "--index-dir", str(args.index_dir), *extra]
+    rows: dict[str, list[tuple[float, float]]] = {"python -c pass": [], "import numpy": [], "import rag": [],
+                                                  "rag ask": []}
     answer = ""
     timed_run(ask, "答案")  # one warm-up: file cache, jieba's dictionary cache
     for _ in range(args.runs):  # interleaved, so that the baselines see the same load
         rows["python -c pass"].append(timed_run([py, "-c", "pass"])[:2])
         rows["import numpy"].append(timed_run([py, "-c", "import numpy"])[:2])
+        rows["import rag"].append(timed_run([py, "-c", "import rag"])[:2])
         wall, cpu, out = timed_run(ask, "答案")
         rows["rag ask"].append((wall, cpu))
         answer = next((line.strip() for line in out.splitlines() if line.startswith("答案")), out[:200])
@@ -127,16 +141,20 @@ def main(argv: list[str] | None = None) -> int:
     ask_s = summary["rag ask"]
     result = {
         "command": "python benchmarks/cold_start.py" + (f" --index-dir {args.index_dir}" if str(args.index_dir) !=
-                                                        "/tmp/corpus_index" else ""),
+                                                        "/tmp/corpus_index" else "") + " ".join(["", *extra]),
+        "reader": args.reader or "default", "reranker": args.reranker or "default", "load_average_at_start": os.getloadavg()[0],
         "index_dir": str(args.index_dir), "runs": args.runs, "answer_line": answer, "runs_s": summary,
+        "rag_ask_over_import_rag_wall": round(ask_s["wall_median_s"] / summary["import rag"]["wall_median_s"], 2),
+        "rag_ask_over_import_rag_cpu": round(ask_s["cpu_median_s"] / summary["import rag"]["cpu_median_s"], 2),
         "rag_ask_over_bare_python_wall": round(ask_s["wall_median_s"] / summary["python -c pass"]["wall_median_s"], 2),
         "rag_ask_over_import_numpy_wall": round(ask_s["wall_median_s"] / summary["import numpy"]["wall_median_s"], 2),
         "rag_ask_cpu_s": ask_s["cpu_median_s"],
     }
-    probe = subprocess.run([py, "-c", f"HEAVY = {HEAVY!r}\n" + PROBE, QUESTION, str(args.index_dir)],
+    probe = subprocess.run([py, "-c", f"HEAVY = {HEAVY!r}\n" + PROBE, QUESTION, str(args.index_dir), *extra],
                            capture_output=True, text=True, cwd=REPO, check=False)
     result["in_process"] = json.loads(probe.stdout.strip().splitlines()[-1]) if probe.returncode == 0 else probe.stderr
-    result["importtime"] = importtime(args.index_dir)
+    result["importtime"] = importtime(args.index_dir, extra)
+    result["load_average_at_end"] = os.getloadavg()[0]
     print(json.dumps(result, ensure_ascii=False, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")

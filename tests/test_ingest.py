@@ -169,6 +169,31 @@ def test_official_document_fields():
     assert doc.meta["doc_type"] == "通知"
 
 
+def test_issuing_notice_signs_before_the_document_it_issues():
+    text = ("陕西省人民政府办公厅关于印发支持中小微企业稳定健康发展若干措施的通知 各设区市人民政府，省人民政府各工作部门："
+            "《陕西省支持中小微企业稳定健康发展的若干措施》已经省政府同意，现印发给你们，请认真贯彻执行。 "
+            "陕西省人民政府办公厅 2020年2月16日 陕西省支持中小微企业稳定健康发展的若干措施 一、减轻企业负担。"
+            "对承租国有资产类经营用房的中小微企业，免收2020年2月、3月房租。" + "二、加大金融支持。各银行机构要落实贷款政策。" * 12
+            + "以上政策自印发之日起实施，有效期至2020年12月31日。")
+    doc = document_from_text(text)
+    assert doc.published == "2020-02-16"  # the cover's signature, not the deadlines in the measures
+    assert doc.meta["authority"] == "陕西省人民政府办公厅"
+    in_sentence = document_from_text("关于做好复工的通知 为做好复工工作，现通知如下。国家税务总局 2020年2月1日起 实行延期申报。"
+                                      + "各地要认真落实。" * 60)
+    assert in_sentence.published is None  # 「2020年2月1日起」 is a start date, not a signature
+
+
+@pytest.mark.parametrize(("first_line", "title"), [
+    ("集结湖北！ 国家卫生健康委建立省际对口支援湖北省除武汉以外地市新型冠状病毒肺炎防治工作机制 为坚决落实党中央决策部署，",
+     "集结湖北！ 国家卫生健康委建立省际对口支援湖北省除武汉以外地市新型冠状病毒肺炎防治工作机制"),  # a kicker, then the headline
+    ("国家税务总局深圳市税务局关于进一步延长纳税申报期限有关事项的通告 2020年第2号 根据《国家税务总局关于进一步延长纳税申报期限的通知》，",
+     "国家税务总局深圳市税务局关于进一步延长纳税申报期限有关事项的通告"),  # its serial number is no subtitle
+])
+def test_one_line_notice_title_shapes(first_line, title):
+    doc = document_from_text(first_line + "现将有关事项通告如下：一、对按月申报的纳税人，申报期限延长。" * 3)
+    assert doc.title == title
+
+
 def test_one_line_notice_title_and_labeled_date():
     text = ("国家税务总局关于优化纳税缴费服务配合做好疫情防控工作的通知 【发文单位】 国家税务总局 【发布文号】 税总函〔2020〕19号 "
             "【发文日期】 2020-01-30 国家税务总局各省、自治区、直辖市和计划单列市税务局：为贯彻落实党中央、国务院决策部署，"

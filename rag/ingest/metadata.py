@@ -213,6 +213,8 @@ def _pick_title(
 
 _DATELINE_RE = re.compile(r"新华社|中新社|记者|电$|讯|消息|[（(【]|\d+月\d+日|最新|文件$")
 _SOURCE_TAG_RE = re.compile(r"^【[^】]{1,10}】")
+_SERIAL_RE = re.compile(r"^\S{0,12}(?:19|20)\d{2}年第\d{1,4}号$")  # 「2020年第2号」, 「税务总局公告2020年第8号」
+_KICKER_MAX = 6  # a first segment this short is a kicker (引题), not the whole headline
 
 
 def _leading_title(body: str) -> str | None:
@@ -234,8 +236,13 @@ def _leading_title(body: str) -> str | None:
             return found
     if not headline(segments[0]):
         return None
+    if len(segments) > 2 and len(segments[0]) <= _KICKER_MAX and headline(segments[1]) \
+            and not _DATELINE_RE.search(segments[1]) and (not _ORG_RE.match(segments[0]) or "关于" in segments[1]):
+        # 「集结湖北！ 国家卫生健康委建立……机制」: a kicker, then the headline; 「国务院扶贫办 财政部关于……的通知」
+        return f"{segments[0]} {segments[1]}"
     if len(segments) > 3 and segments[1] != segments[0] and len(segments[1]) <= 30 and headline(segments[1]) \
-            and not _DOC_NUMBER_RE.search(segments[1]) and not _DATELINE_RE.search(segments[1]) \
+            and not _DOC_NUMBER_RE.search(segments[1]) and not _SERIAL_RE.match(segments[1]) \
+            and not _DATELINE_RE.search(segments[1]) \
             and (len(segments[2]) > 30 or "。" in segments[2] or _DATELINE_RE.search(segments[2])
                  or _DOC_NUMBER_RE.match(segments[2])):
         return f"{segments[0]} {segments[1]}"
@@ -267,7 +274,7 @@ _DOC_NUMBER_RE = re.compile(
 _DOC_NUMBER_SCAN = 600  # the own 文号 stands in the header; later ones are citations
 _ORG_RE = re.compile(
     r"^[\u4e00-\u9fff（）()]{2,40}(?:人民政府|政府|办公厅|办公室|委员会|常委会|委|局|厅|部|署|院|中心|小组|指挥部"
-    r"|公司|银行|协会|集团|党委|支行|分行|管委会|工作组|联合会|大学|学校|医院|监狱|研究所|事务所|法院|检察院|政协)$"
+    r"|公司|银行|协会|学会|基金会|集团|党委|支行|分行|管委会|组|联合会|大学|学校|医院|监狱|研究所|事务所|法院|检察院|政协)$"
 )
 _SIGN_TAIL = 300  # the signature block is in the last characters
 _SIGN_AFTER_MAX = 60  # what may follow the signature date: （此件公开发布）, a contact line
@@ -313,7 +320,11 @@ def _org_before(text: str) -> str | None:
 
 def signature(text: str) -> tuple[str | None, str | None]:
     """``(date, authority)`` from the signature block at the end of an official document:
-    「……特此通知。\\n山西省人民政府\\n2024年3月5日」; a date inside a sentence is not one."""
+    「……特此通知。\\n山西省人民政府\\n2024年3月5日」; a date inside a sentence is not one.
+
+    A 印发 notice signs before the document it issues (「……请认真贯彻执行。 陕西省人民政府办公厅
+    2020年2月16日 陕西省……若干措施 ……」), so without a signature at the end, the first
+    date standing alone between an authority's name and a break is taken."""
     tail_start = max(0, len(text) - _SIGN_TAIL)
     tail = text[tail_start:]
     for start, end, date in reversed(find_dates(tail)):
@@ -325,6 +336,13 @@ def signature(text: str) -> tuple[str | None, str | None]:
         if last and not _ORG_RE.match(last):
             continue  # 「于2020年2月5日」: a date inside a sentence
         return date[:10], _org_before(before)
+    for start, end, date in find_dates(text[:tail_start]):
+        if not text[end:end + 1].isspace() or not text[start - 1:start].isspace():
+            continue  # a signature date stands alone, apart from the text around it
+        if _NOT_SIGN_AFTER.match(text[end:]):
+            continue
+        if org := _org_before(text[:start]):
+            return date[:10], org
     return None, None
 
 

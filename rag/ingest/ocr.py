@@ -24,8 +24,11 @@ from .text import _normalize, require
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-# Rendering resolution for scanned pages, chosen by benchmarks/ocr.py: at 200 dpi the
-# recognizer reads 10.5-pt Chinese as well as at 300 dpi, at about half the time.
+# Rendering resolution for scanned pages (benchmarks/ocr.py, docs/documents.md): on clean
+# renders of 9-, 10.5- and 12-pt Chinese, 100, 150 and 200 dpi all read 98.9-99.5% of the
+# characters, 100 dpi at about two thirds of the CPU time. 200 is kept for the margin real
+# scans (noise, stamps, skew: not measured) need; RapidOCR scales a page's long side down
+# to 2,000 pixels anyway, so more than ~170 dpi on A4 buys nothing.
 OCR_DPI = 200
 MIN_TEXT_LAYER = 10  # a page with fewer characters of text layer is treated as a scan
 _SENTENCE_END = tuple("。！？!?；;：:”」』）)")
@@ -41,7 +44,11 @@ def ocr_engine():
     with _engine_lock:
         if _engine is None:
             rapidocr = require("rapidocr_onnxruntime", "reading scanned pages (OCR)", "rapidocr-onnxruntime")
-            _engine = rapidocr.RapidOCR()
+            # No angle classifier: on upright pages it turned whole lines upside down, whose
+            # reading then fell under the score cut (2 of a page's 24 lines lost: 94.5% of the
+            # characters, 99.4% without it; docs/documents.md). A page scanned upside down is
+            # not turned back.
+            _engine = rapidocr.RapidOCR(use_cls=False)
         return _engine
 
 
@@ -107,8 +114,10 @@ def _progress(items: Iterable, total: int, what: str) -> Iterator:
         yield item
 
 
-def _ocr_pdf_pages(path: Path, numbers: list[int], dpi: int = OCR_DPI) -> dict[int, str]:
-    """OCR text of the given 0-based pages of a PDF, rendered at ``dpi``."""
+def _ocr_pdf_pages(path: Path, numbers: list[int], dpi: int | None = None) -> dict[int, str]:
+    """OCR text of the given 0-based pages of a PDF, rendered at ``dpi`` (default: the
+    module's :data:`OCR_DPI`, read at call time so that a benchmark can vary it)."""
+    dpi = dpi or OCR_DPI
     pdfium = require("pypdfium2", "rendering scanned PDF pages for OCR", "pypdfium2")
     ocr_engine()  # fail before rendering when OCR is not installed
     out: dict[int, str] = {}
