@@ -37,7 +37,7 @@ def write_articles(folder, texts):
 
 def assert_consistent(kb: KnowledgeBase) -> None:
     """Every vector and BM25 row maps to a chunk row and back."""
-    snap = kb._current()
+    snap = kb.store.current()
     with snap.connect() as con:
         rows = {r[0] for r in con.execute("SELECT id FROM chunks")}
         docs = {r[0]: r[1] for r in con.execute("SELECT id, chunk_count FROM documents")}
@@ -161,7 +161,7 @@ def test_failed_write_leaves_previous_index_usable(tmp_path, minilm_path, monkey
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("rag.store.write_json_atomic", crash)
+    monkeypatch.setattr("rag.store.generations.write_json_atomic", crash)
     write_articles(tmp_path / "more", PARAGRAPHS[2:])
     with pytest.raises(RagError, match="disk full"):  # IndexWriteError: one clear line for the CLI
         kb.add([tmp_path / "more"])
@@ -214,7 +214,7 @@ def test_vectors_are_normalized_in_index(tmp_path, minilm_path):
     write_articles(tmp_path / "docs", ["The city built twelve parks this year.", "Coal mines were modernised."])
     kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
     kb.add([tmp_path / "docs"])
-    snap = kb._current()
+    snap = kb.store.current()
     ids = snap.bm25.live_ids()
     norms = np.linalg.norm(snap.vectors.reconstruct_batch(ids), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-3)

@@ -29,9 +29,10 @@ import faiss
 import numpy as np
 import pytest
 
-from rag import KnowledgeBase, cli, store
+from rag import KnowledgeBase, cli
 from rag.errors import IndexWriteError
 from rag.lexical import BM25Index
+from rag.store import generations as store
 
 from .conftest import REPO
 from .test_knowledge_base import assert_consistent
@@ -82,7 +83,8 @@ def assert_unchanged_and_answering(index: Path, before: dict[str, bytes]) -> Non
 DRIVER = """
 import resource, sys
 import faiss
-from rag import cli, lexical, store
+from rag import cli, lexical
+from rag.store import generations as store
 
 point, argv = sys.argv[1], sys.argv[2:]
 
