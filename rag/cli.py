@@ -29,7 +29,7 @@ def _kb(args, **kwargs):
     for key in ("commit_every", "commit_seconds", "lock_timeout", "reader", "reranker"):
         if getattr(args, key, None) is not None:
             kwargs.setdefault(key, getattr(args, key))
-    return KnowledgeBase(args.index_dir, getattr(args, "model", None), **kwargs)
+    return KnowledgeBase(args.index_dir, getattr(args, "model", None), store=getattr(args, "store", None), **kwargs)
 
 
 def cmd_index(args) -> int:
@@ -43,7 +43,7 @@ def cmd_index(args) -> int:
         print(f"skipped {shown(path)}: same text as {shown(twin)}", file=sys.stderr)
     stats = kb.stats()
     rate = report.chunks / report.seconds if report.seconds else 0.0
-    print(f"{report.summary()} ({rate:.1f} chunks/s); index {args.index_dir}: "
+    print(f"{report.summary()} ({rate:.1f} chunks/s); index {kb.store.where}: "
           f"{stats['documents']} documents, {stats['chunks']} chunks")
     return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
 
@@ -55,12 +55,11 @@ def cmd_remove(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from .store import MANIFEST
-
     generator = _generator(args)
     kb = _kb(args)
-    if not (Path(args.index_dir) / MANIFEST).is_file():  # not a silent "nothing found"
-        raise RagError(f"no index in {args.index_dir}; build one first: rag index PATH --index-dir {args.index_dir}")
+    if kb.store.view() is None:  # not a silent "nothing found"
+        where = f"--store {args.store}" if args.store else f"--index-dir {args.index_dir}"
+        raise RagError(f"no index in {kb.store.where}; build one first: rag index PATH {where}")
     filters = {k: v for k, v in (("since", args.since), ("until", args.until), ("doc_type", args.doc_type)) if v}
     result = kb.answer(args.question, top_k=args.top_k, filters=filters or None)
     if args.json:
@@ -161,7 +160,7 @@ def cmd_serve(args) -> int:
         print(f"{args.add_admin} can now log in as admin with --auth-file {args.auth_file}")
         return 0
     server.serve(index_dir=args.index_dir, host=args.host, port=args.port, read_only=args.read_only,
-                 auth_file=args.auth_file, generator=_generator(args))
+                 auth_file=args.auth_file, generator=_generator(args), store=args.store)
     return 0
 
 
@@ -208,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_index(p, model: bool = True):
         p.add_argument("--index-dir", default="index", help="index folder (default: index)")
+        p.add_argument("--store", default=None, metavar="URI",
+                       help="where the index lives: local (default: the index folder), a Milvus Lite file "
+                            "ending in .db, or a Milvus server http(s)://host:port (token from $MILVUS_TOKEN)")
         if model:
             p.add_argument("--model", default=None,
                            help="embedding model: a sentence-transformers name or local path (default: bundled e5-small)")

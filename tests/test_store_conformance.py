@@ -23,12 +23,12 @@ DIM = 16
 SETTINGS = {"model": "test-vectors", "dim": DIM, "chunking": {"size": 40, "overlap": 10}, "tokenizer": "bigram"}
 CHUNKING = ChunkSettings(size=40, overlap=10)
 ARTICLES = {
-    "parks": ("太原市园林建设", "太原市今年新建了12座公园，城市绿地面积增加了300公顷。"
-              "市园林局表示，明年还将改造20座老旧公园，并新建50公里绿道。"),
-    "talent": ("晋中人才工作", "晋中市建立院士(专家)工作站3家，获批设立1家国家博士后科研站，7家省级博士创新站。"
-               "全市引进高层次人才120名。"),
-    "mines": ("大同煤矿改造", "大同市完成了15处煤矿的智能化改造，井下作业人员减少了三成。"
-              "下一步将推广无人驾驶运输车辆。"),
+    "parks": ("太原市园林建设", ("太原市今年新建了12座公园，城市绿地面积增加了300公顷。"
+              "市园林局表示，明年还将改造20座老旧公园，并新建50公里绿道。")),
+    "talent": ("晋中人才工作", ("晋中市建立院士(专家)工作站3家，获批设立1家国家博士后科研站，7家省级博士创新站。"
+               "全市引进高层次人才120名。")),
+    "mines": ("大同煤矿改造", ("大同市完成了15处煤矿的智能化改造，井下作业人员减少了三成。"
+              "下一步将推广无人驾驶运输车辆。")),
 }
 
 
@@ -41,7 +41,7 @@ def vector(text: str) -> np.ndarray:
 
 def document(key: str, text: str | None = None) -> Document:
     title, body = ARTICLES[key]
-    return Document(title, text or body, f"/articles/{key}.txt", "2026-01-0%d" % (1 + list(ARTICLES).index(key)),
+    return Document(title, text or body, f"/articles/{key}.txt", f"2026-01-0{1 + list(ARTICLES).index(key)}",
                     {"doc_type": "通知"}, f"doc-{key}")
 
 
@@ -202,7 +202,7 @@ def test_update_replaces_a_document_in_one_commit(filled):
 
 
 def test_remove_documents(filled):
-    store, ids = filled
+    store, _ids = filled
     commit(store, Batch(remove=["doc-talent", "doc-mines"]))
     view = store.view()
     assert [r["doc_id"] for r in store.documents()] == ["doc-parks"]
@@ -234,7 +234,7 @@ def test_retry_after_a_failed_commit(kind, filled, monkeypatch):
 
 
 def test_a_reader_during_a_write_sees_one_state(filled):
-    store, ids = filled
+    store, _ids = filled
     before = store.view()
     old = all_chunk_ids(before)
     new_doc = document("parks", "太原市今年新建了18座口袋公园。")
