@@ -34,7 +34,8 @@ def _kb(args, **kwargs):
 
 def cmd_index(args) -> int:
     kb = _kb(args)
-    report = kb.add(args.paths, prune=getattr(args, "prune", False), progress=not args.quiet)
+    report = kb.add(args.paths, prune=getattr(args, "prune", False), progress=not args.quiet,
+                    ray=args.ray, ray_workers=args.ray_workers)
     for path, reason in report.failed:
         head, sep, rest = reason.partition(": ")  # reasons often start with the path already
         print(f"skipped {shown(path)}: {shown(rest if sep and Path(head).name == Path(path).name else reason)}",
@@ -227,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="and at least every S seconds of work, so a crash keeps what was embedded (default 60)")
         p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                        help="how long to wait for another writer of the index (default 600)")
+        p.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="read, chunk and embed with Ray workers: local, auto or ray://host:10001")
+        p.add_argument("--ray-workers", type=_positive_int, default=None, metavar="N",
+                       help="Ray workers, each with its own model (default: the cluster's CPUs)")
         p.set_defaults(func=cmd_index)
 
     p = with_index(sub.add_parser("remove", help="remove documents by id or source path"), model=False)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
-from .chunking import ChunkSettings, chunk_text, retrieval_text
+from .chunking import Chunk, ChunkSettings, chunk_text, retrieval_text
 from .embedding import file_sha256
 from .errors import DocumentError, QuestionError, RagError
 from .filters import OVERFETCH, Filters
@@ -109,6 +109,15 @@ def _valid_text(name: str) -> str:
 
 
 @dataclass
+class Prepared:
+    """A document read, chunked and embedded elsewhere (a Ray worker: rag.ray_indexing)."""
+
+    doc: Document
+    chunks: list[Chunk]
+    vectors: np.ndarray  # one per chunk, in order
+
+
+@dataclass
 class _Pending:
     """Documents read and embedded but not yet committed."""
 
@@ -121,6 +130,7 @@ class _Pending:
     vectors: list[np.ndarray] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     first: dict[str, int] = field(default_factory=dict)
+    n_vectors: int = 0
 
     def __len__(self) -> int:
         return len(self.chunk_rows)
@@ -204,10 +214,14 @@ class KnowledgeBase:
         *,
         prune: bool = False,
         progress: bool = False,
+        ray: str | None = None,
+        ray_workers: int | None = None,
     ) -> AddReport:
         """Index files and folders: new files are added, changed ones replaced, unchanged
         ones skipped; with ``prune``, documents whose files are gone from the given folders
-        are removed. Unreadable files are reported in ``failed``; the rest are indexed."""
+        are removed. Unreadable files are reported in ``failed``; the rest are indexed.
+        With ``ray`` (``local``, ``auto`` or ``ray://host:10001``), files are read, chunked
+        and embedded by Ray workers (:mod:`rag.ray_indexing`); this process writes the store."""
         from .documents import iter_files, read_file
 
         if isinstance(paths, (str, os.PathLike)):
@@ -244,6 +258,11 @@ class KnowledgeBase:
                 if source not in seen and any(Path(source).is_relative_to(r) for r in roots)
             ]
 
+        if ray is not None:
+            from .ray_indexing import ray_items
+
+            return self._ingest(lambda known: ray_items(self, files, report, known, ray, ray_workers),
+                                report, prune_sources)
         return self._ingest(items(), report, prune_sources)
 
     def add_documents(self, documents: Sequence[Document]) -> AddReport:
@@ -280,6 +299,8 @@ class KnowledgeBase:
         with self.store.writing(self._settings()):
             known = {d.source: (d.doc_id, d.file_hash, d.content_hash) for d in self.store.known_documents()}
             by_content = {ch: s for s, (_, _, ch) in known.items()}
+            if callable(items):  # given what is known, so that unchanged files are not even read
+                items = items({s: v[1] for s, v in known.items()})
             pending = _Pending()
             commit_at = time.monotonic() + self.commit_seconds
             for source, file_hash, load in items:
@@ -288,11 +309,13 @@ class KnowledgeBase:
                     report.unchanged.append(source)
                     continue
                 try:
-                    doc = load()
+                    loaded = load()
                 except DocumentError as exc:
                     report.failed.append((source, str(exc)))
                     log.info("%s", exc)  # reported in AddReport.failed; the caller shows it
                     continue
+                prepared = loaded if isinstance(loaded, Prepared) else None
+                doc = prepared.doc if prepared is not None else loaded
                 content = _sha(doc.text)
                 if old is not None and old[2] == content:
                     report.unchanged.append(source)
@@ -310,7 +333,7 @@ class KnowledgeBase:
                 else:
                     report.added.append(source)
                 by_content[content] = source
-                self._prepare(pending, doc, file_hash)
+                self._prepare(pending, doc, file_hash, prepared)
                 if pending.unembedded() >= EMBED_BATCH:
                     self._embed(pending)
                 if len(pending) >= self.commit_every or time.monotonic() >= commit_at:
@@ -336,11 +359,19 @@ class KnowledgeBase:
         interval = max(self.commit_seconds, COMMIT_OVERHEAD * cost) if self.commit_seconds > 0 else 0.0
         return time.monotonic() + interval
 
-    def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None) -> None:
-        chunks = chunk_text(doc.text, doc.doc_id, self.chunking)
+    def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None, prepared: Prepared | None) -> None:
+        chunks = prepared.chunks if prepared is not None else chunk_text(doc.text, doc.doc_id, self.chunking)
         pending.docs.append((doc, file_hash))
         pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end, c.heading) for c in chunks)
-        pending.texts.extend(retrieval_text(doc.title, c.text, c.heading) for c in chunks)
+        texts = [retrieval_text(doc.title, c.text, c.heading) for c in chunks]
+        if prepared is None:
+            pending.texts.extend(texts)
+            return
+        self._embed(pending)  # what waits is embedded first, so that rows stay in order
+        pending.texts.extend(texts)
+        pending.rows.extend(range(pending.n_vectors, pending.n_vectors + len(texts)))
+        pending.vectors.append(np.asarray(prepared.vectors, np.float32).reshape(len(texts), -1))
+        pending.n_vectors += len(texts)
 
     def _embed(self, pending: _Pending) -> None:
         """Embed the texts of ``pending`` that have no vector yet. Each distinct text is
@@ -351,7 +382,7 @@ class KnowledgeBase:
         for text in pending.texts[len(pending.rows):]:
             row = pending.first.get(text)
             if row is None:
-                row = pending.first[text] = len(pending.first)
+                row = pending.first[text] = pending.n_vectors + len(new)
                 new.append(text)
             pending.rows.append(row)
         bar = None
@@ -364,6 +395,7 @@ class KnowledgeBase:
                 part = self.embedder.embed_passages(
                     new[lo:lo + EMBED_SLICE], progress=self._progress and bar is None and len(new) > 2 * EMBED_BATCH)
                 pending.vectors.append(np.asarray(part, np.float32))
+                pending.n_vectors += len(part)
                 if bar is not None:
                     bar.update(len(part))
         finally:
@@ -376,7 +408,7 @@ class KnowledgeBase:
         if pending.chunk_rows:
             self._embed(pending)
             vectors = np.concatenate(pending.vectors)
-            if len(pending.first) < len(pending.rows):  # repeated texts share a vector
+            if pending.n_vectors != len(pending.rows):  # repeated texts share a vector
                 vectors = vectors[np.asarray(pending.rows)]
         chunks = [ChunkRow(*row, text) for row, text in zip(pending.chunk_rows, pending.texts)]
         self.store.commit(Batch(pending.replace, pending.docs, chunks, vectors))
