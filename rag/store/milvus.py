@@ -10,13 +10,18 @@ prefix (``rag`` by default; ``uri#name`` picks another):
   the BM25 sparse vector of our bigram terms (:mod:`rag.store.sparse`, why below);
 * ``rag_docs``: documents -- title, source, date, metadata, hashes, and the cleaned text in
   pieces of 16,000 characters (a VARCHAR holds at most 65,535 bytes);
-* ``rag_terms``: per commit, how many chunks each term joined or left (document frequencies);
+* ``rag_terms``: one row per term: the number of chunks holding it (its document frequency),
+  the number before the last commit that changed it, and that commit's number, so that a
+  reader of an older state, or of a state whose commit failed, takes the previous number;
 * ``rag_meta``: one row, the state: settings, the last published commit, counts.
 
 **Commits.** Milvus has no transactions, so a commit numbered ``b`` inserts its rows tagged
 ``b`` (invisible: every read filters ``commit <= published``), then publishes by replacing
 the one state row, then deletes the rows of replaced documents (hidden from that moment by
-the state's ``retire`` list). A commit that fails or is killed before publishing leaves
+the state's ``retire`` list). Every read at query time is a lookup by primary key (a chunk,
+a document's first row, a term) or a vector search: a filtered scan of a collection costs
+about 0.1 ms a row in Milvus Lite (14 s for 20 terms among 150,000 rows, against 11-32 ms
+by key). A commit that fails or is killed before publishing leaves
 rows tagged above the published number; the next writer deletes them first, and finishes
 the deletes of a published commit that did not get to them. A reader sees one published
 state; a request that started before a commit may lose (never mix in) the replaced rows.
@@ -131,9 +136,9 @@ class MilvusView:
         ids = [int(i) for i in ids]
         if not ids:
             return {}
-        fields = ["id", "doc_id", "start", "end", "heading", "text"]
+        fields = ["id", "doc_id", "commit", "start", "end", "heading", "text"]
         rows = self.store.client.query(self.store.chunks, ids=ids, output_fields=fields)
-        docs = self.store.doc_heads([r["doc_id"] for r in rows], self.visible)
+        docs = self.store.doc_heads([(r["doc_id"], int(r["commit"])) for r in rows])
         out = {}
         for r in rows:
             d = docs.get(r["doc_id"])
@@ -189,24 +194,22 @@ class MilvusStore:
         return MilvusView(self, state) if state is not None else None
 
     def df(self, keys: np.ndarray, state: dict) -> dict[int, int]:
-        """Live chunks holding each of ``keys`` in ``state`` (the sum of the commits' deltas)."""
-        if not len(keys):
-            return {}
+        """Chunks holding each of ``keys`` in ``state``: a term's row written by a commit
+        after ``state``'s (unpublished, or newer than this reader) gives its previous count."""
         out: dict[int, int] = {}
+        keys = [int(k) for k in keys]
+        committed = int(state["committed"])
         for lo in range(0, len(keys), PAGE):
-            part = ",".join(str(int(k)) for k in keys[lo:lo + PAGE])
-            for row in self._all(self.terms, f"term in [{part}] and commit <= {int(state['committed'])}",
-                                 ["term", "delta"]):
-                out[int(row["term"])] = out.get(int(row["term"]), 0) + int(row["delta"])
+            for row in self.client.query(self.terms, ids=keys[lo:lo + PAGE], output_fields=["term", "df", "prev", "commit"]):
+                out[int(row["term"])] = int(row["df"] if int(row["commit"]) <= committed else row["prev"])
         return out
 
-    def doc_heads(self, doc_ids: Sequence[str], visible: str) -> dict[str, dict]:
-        """Title, source, date and metadata of the visible version of each document."""
-        doc_ids = list(dict.fromkeys(doc_ids))
-        if not doc_ids:
+    def doc_heads(self, versions: Sequence[tuple[str, int]]) -> dict[str, dict]:
+        """Title, source, date and metadata of each (document, commit) version, by key."""
+        keys = list(dict.fromkeys(f"{doc_id}@{commit}#0" for doc_id, commit in versions))
+        if not keys:
             return {}
-        rows = self._all(self.docs, f"part == 0 and doc_id in {_quote(doc_ids)} and {visible}",
-                         ["doc_id", "title", "source", "published", "meta"])
+        rows = self.client.query(self.docs, ids=keys, output_fields=["doc_id", "title", "source", "published", "meta"])
         return {r["doc_id"]: r for r in rows}
 
     def _all(self, collection: str, expr: str, fields: list[str]) -> list[dict]:
@@ -278,8 +281,8 @@ class MilvusStore:
             ("text", DataType.VARCHAR, text), ("_v", DataType.FLOAT_VECTOR, {"dim": 2}),
         ], small)
         collection(self.terms, [
-            ("key", DataType.VARCHAR, {"is_primary": True, "max_length": 64}), ("term", DataType.INT64, {}),
-            ("commit", DataType.INT64, {}), ("delta", DataType.INT64, {}), ("_v", DataType.FLOAT_VECTOR, {"dim": 2}),
+            ("term", DataType.INT64, {"is_primary": True}), ("df", DataType.INT64, {}), ("prev", DataType.INT64, {}),
+            ("commit", DataType.INT64, {}), ("_v", DataType.FLOAT_VECTOR, {"dim": 2}),
         ], small)
         collection(self.meta, [
             ("key", DataType.VARCHAR, {"is_primary": True, "max_length": 64}), ("value", DataType.VARCHAR, text),
@@ -292,10 +295,19 @@ class MilvusStore:
         self.client.upsert(self.meta, [{"key": "state", "value": json.dumps(public, ensure_ascii=False), "_v": _DUMMY}])
 
     def _recover(self, state: dict) -> None:
-        """Drop what an unpublished commit left, and finish the deletes of a published one."""
-        above = f"commit > {int(state['committed'])}"
-        for name in (self.chunks, self.docs, self.terms):
-            self.client.delete(name, filter=above)
+        """Drop what an unpublished commit left (the state names the commit that was being
+        written), and finish the deletes of a published one."""
+        committed = int(state["committed"])
+        if int(state.get("writing") or 0) > committed:
+            above = f"commit > {committed}"
+            for name in (self.chunks, self.docs):
+                self.client.delete(name, filter=above)
+            rows = self._all(self.terms, above, ["term", "prev"])
+            for lo in range(0, len(rows), 5 * PAGE):
+                self.client.upsert(self.terms, [{"term": int(r["term"]), "df": int(r["prev"]), "prev": int(r["prev"]),
+                                                 "commit": committed, "_v": _DUMMY} for r in rows[lo:lo + 5 * PAGE]])
+            state["writing"] = None
+            self._publish(state)
         if state.get("retire"):
             old = f"doc_id in {_quote(state['retire'])} and commit < {int(state['committed'])}"
             self.client.delete(self.chunks, filter=old)
@@ -338,6 +350,8 @@ class MilvusStore:
     def _write(self, state: dict, batch: Batch) -> tuple[dict, list[int]]:
         """Insert ``batch``'s rows under the next commit number (not yet visible)."""
         number = int(state["committed"]) + 1
+        state["writing"] = number  # so that a failure anywhere below is cleaned up by the next writer
+        self._publish(state)
         tokenizer = state["settings"]["tokenizer"]
         visible = self.visible(state)
         old_chunks = old_docs = []
@@ -360,18 +374,24 @@ class MilvusStore:
         for lo in range(0, len(rows), PAGE):
             self.client.insert(self.chunks, rows[lo:lo + PAGE])
         self._insert_docs(batch, number)
+        self._update_terms(state, vectors, old_chunks, number)
+        new_state = dict(state, committed=number, next_id=first + len(ids), chunks=n, length=length,
+                         documents=int(state["documents"]) - len(old_docs) + len(batch.documents),
+                         retire=list(batch.remove), writing=None, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        new_state.pop("fresh", None)
+        return new_state, ids
+
+    def _update_terms(self, state: dict, vectors: list[dict], old_chunks: list[dict], number: int) -> None:
+        """Write each changed term's new count, keeping the published one as ``prev``."""
         delta = sparse.term_counts(vectors)
         for key, count in sparse.term_counts(c.get("sparse") or {} for c in old_chunks).items():
             delta[key] = delta.get(key, 0) - count
-        term_rows = [{"key": f"{k}@{number}", "term": k, "commit": number, "delta": d, "_v": _DUMMY}
-                     for k, d in delta.items() if d]
-        for lo in range(0, len(term_rows), 5 * PAGE):
-            self.client.insert(self.terms, term_rows[lo:lo + 5 * PAGE])
-        new_state = dict(state, committed=number, next_id=first + len(ids), chunks=n, length=length,
-                         documents=int(state["documents"]) - len(old_docs) + len(batch.documents),
-                         retire=list(batch.remove), updated_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        new_state.pop("fresh", None)
-        return new_state, ids
+        keys = np.array([k for k, d in delta.items() if d], np.int64)
+        base = self.df(keys, state)
+        rows = [{"term": int(k), "df": base.get(int(k), 0) + delta[int(k)], "prev": base.get(int(k), 0),
+                 "commit": number, "_v": _DUMMY} for k in keys]
+        for lo in range(0, len(rows), 5 * PAGE):
+            self.client.upsert(self.terms, rows[lo:lo + 5 * PAGE])
 
     def _insert_docs(self, batch: Batch, number: int) -> None:
         counts: dict[str, int] = {}
