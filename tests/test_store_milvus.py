@@ -5,6 +5,8 @@ Skipped without the ``scale`` extra (pymilvus, milvus-lite)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -69,3 +71,37 @@ def test_ask_on_an_empty_milvus_store_says_build_one(tmp_path, capsys):
 def test_an_unknown_store_uri_is_a_clear_error(tmp_path):
     with pytest.raises(RagError, match="unknown store 'ftp://x'"):
         KnowledgeBase(tmp_path / "index", store="ftp://x")
+
+
+WRITE = """
+import sys
+from rag.store.milvus import MilvusStore
+from tests.test_store_conformance import ARTICLES, batch_of, commit, document
+commit(MilvusStore(sys.argv[1]), batch_of([document(k) for k in ARTICLES]))
+"""
+READ = """
+import sys
+from rag.store.milvus import MilvusStore
+s = MilvusStore(sys.argv[1])
+top = s.view().lexical_top_k("晋中有几家省级博士创新站", 1)[0]
+print(s.stats()["documents"], s.document("doc-parks").title, s.view().chunks(top).popitem()[1].doc_id)
+"""
+
+
+def test_a_milvus_lite_file_reopens_in_another_process(tmp_path):
+    """Written by one process, read by the next (Milvus Lite releases the collections of a
+    reopened file: the store loads them), and a second process at the same time is refused
+    with a clear error."""
+    db = str(tmp_path / "kb.db")
+    for code in (WRITE, READ):
+        result = subprocess.run([sys.executable, "-c", code, db], cwd=REPO, capture_output=True, text=True,
+                                timeout=600, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["3", "太原市园林建设", "doc-talent"]
+    from rag.store.milvus import MilvusStore
+
+    held = MilvusStore(db)  # this process holds the file now
+    result = subprocess.run([sys.executable, "-c", READ, db], cwd=REPO, capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert result.returncode != 0 and "is open in one process at a time" in result.stderr
+    held.close()

@@ -167,9 +167,15 @@ class MilvusStore:
         try:
             self.client = MilvusClient(uri, token=token)
         except Exception as exc:
-            raise RagError(f"cannot open the Milvus store {self.where}: {_short(exc)}") from exc
+            hint = (" A Milvus Lite file is open in one process at a time: is another `rag` command or "
+                    "`rag serve` using it?") if local else " Check the address, the server and MILVUS_TOKEN."
+            raise RagError(f"cannot open the Milvus store {self.where}: {_short(exc)}.{hint}") from exc
         self._lock = threading.Lock()
         self._state: dict | None = None  # the state a write builds on (while writing)
+        with _milvus_errors(self.where, RagError, "open"):
+            for name in (self.chunks, self.docs, self.terms, self.meta):  # a reopened Milvus Lite file
+                if self.client.has_collection(name):                      # has them released
+                    self.client.load_collection(name)
 
     # -- state -------------------------------------------------------------------------
     def _read_state(self) -> dict | None:
@@ -475,13 +481,15 @@ def _short(exc: BaseException) -> str:
 
 
 @contextmanager
-def _milvus_errors(where: str) -> Iterator[None]:
+def _milvus_errors(where: str, error: type[RagError] = IndexWriteError, doing: str = "write") -> Iterator[None]:
     """A failed Milvus call while writing is one IndexWriteError line; nothing is published."""
     from pymilvus.exceptions import MilvusException
 
     try:
         yield
     except MilvusException as exc:
+        if doing != "write":
+            raise error(f"could not {doing} the Milvus store {where}: {_short(exc)}") from exc
         raise IndexWriteError(
             f"could not write the index in Milvus ({where}): {_short(exc)}. The index is unchanged since its last "
             "complete commit and still answers; what this write left is removed by the next one. Check the server, "
