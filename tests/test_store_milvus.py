@@ -105,3 +105,28 @@ def test_a_milvus_lite_file_reopens_in_another_process(tmp_path):
                             timeout=600, check=False)
     assert result.returncode != 0 and "is open in one process at a time" in result.stderr
     held.close()
+
+
+def test_the_dense_index_turns_hnsw_above_flat_max(tmp_path, monkeypatch):
+    """Exact search while small, HNSW once the collection passes FLAT_MAX (forced low here)."""
+    from rag.retrieval import search
+    from rag.store import milvus
+    from tests.test_store_conformance import ARTICLES, batch_of, commit, document, vector
+
+    monkeypatch.setattr(milvus, "FLAT_MAX", 3)
+    store = milvus.MilvusStore(str(tmp_path / "kb.db"))
+    try:
+        ids = commit(store, batch_of([document("parks")]))
+        assert len(ids) <= 3 and store.stats()["dense_index"] == "FLAT"
+        ids += commit(store, batch_of([document(k) for k in ARTICLES if k != "parks"]))
+        assert len(ids) > 3 and store.stats()["dense_index"] == "HNSW"
+        assert store.client.describe_index(store.chunks, "dense")["index_type"] == "HNSW"
+        view = store.view()
+        chunk = view.chunks([ids[-1]])[ids[-1]]
+        from rag.chunking import retrieval_text
+
+        query = vector(retrieval_text(chunk.title, chunk.text, chunk.heading))
+        assert view.dense_top_k(query, 1)[0].tolist() == [ids[-1]]
+        assert search(view, "煤矿智能化改造", query, 3, mode="dense")[0].chunk_id == ids[-1]
+    finally:
+        store.close()
