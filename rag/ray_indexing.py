@@ -88,8 +88,11 @@ def ray_items(kb: KnowledgeBase, files: list[Path], report: AddReport, known: di
               address: str, workers: int | None = None) -> Iterator[tuple[str, str, object]]:
     """The ``(source, file hash, load)`` items of ``files`` for ``KnowledgeBase._ingest``,
     prepared by Ray workers; ``known`` maps each stored source to its file hash."""
-    import ray
-    from ray.util import ActorPool
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError as exc:
+        raise RagError(f"--ray needs Ray ({exc}): pip install -e '.[scale]'") from exc
 
     from .embedding import file_sha256
     from .knowledge_base import source_name

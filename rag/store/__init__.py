@@ -86,7 +86,10 @@ def open_store(uri: str | None, folder: str | os.PathLike = "index", lock_timeou
         return LocalStore(folder, lock_timeout)
     uri = str(uri)
     if uri.endswith(".db") or uri.startswith(("http://", "https://")):
-        from .milvus import MilvusStore
+        try:
+            from .milvus import MilvusStore
+        except ImportError as exc:
+            raise RagError(f"the Milvus store needs pymilvus and milvus-lite ({exc}): pip install -e '.[scale]'") from exc
 
         return MilvusStore(uri, lock_timeout=lock_timeout)
     raise RagError(
