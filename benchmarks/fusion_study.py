@@ -43,7 +43,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data"
 def question_pools(kb, bench: ev.Benchmark, questions: list[dict], pool: int) -> list[tuple]:
     """Per question: candidate ids, their dense and BM25 scores, the BM25 strength, and
     which candidates are strict / passage hits."""
-    snap = kb._current()
+    snap = kb.store.current()
     with snap.connect() as con:
         rows = con.execute(
             'SELECT c.id, c.doc_id, substr(d.text, c.start + 1, c."end" - c.start) '

@@ -70,7 +70,9 @@ def instrument(kb) -> None:
     import faiss
 
     import rag.knowledge_base  # noqa: F401 (loads the modules whose names are wrapped)
-    from rag import documents, lexical, store
+    import rag.store.local  # noqa: F401
+    from rag import documents, lexical
+    from rag.store import generations as store
 
     documents.read_file = timed("read_clean", documents.read_file)
     # the file hash, under whichever name the knowledge base imports it (it has moved before)
@@ -236,18 +238,18 @@ def main(argv: list[str] | None = None) -> int:
             "embed_chunks_per_s_live": round(embedded_live / TIMES["embed"], 2) if TIMES["embed"] and not stub else None,
             "stages_s": stages, "stage_share": {k: round(v / total, 4) for k, v in stages.items()} if total else {},
             "calls": dict(CALLS), "index_dir": str(out_dir), "bytes_on_disk": stats["bytes_on_disk"],
-            "vector_index": (kb._current().manifest.get("vector_index") if kb._current() else None),
+            "vector_index": (kb.store.current().manifest.get("vector_index") if kb.store.current() else None),
         })
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
 
-    import rag.knowledge_base as kbm
+    import rag.store.local as kbm
 
     write = kbm.write_generation
 
     def write_and_report(*a, **k):
         snap = write(*a, **k)
-        kb._snap = snap
+        kb.store._snap = snap
         snapshot_figures(False)
         return snap
 
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "gov_work_reports_2026" and not stub:
             result["ask_check_reports"] = ask_check(out_dir)
             print("ask check:", json.dumps(result["ask_check_reports"], ensure_ascii=False), flush=True)
-    with kb._current().connect() as con:
+    with kb.store.current().connect() as con:
         result["characters"] = con.execute("SELECT SUM(LENGTH(text)) FROM documents").fetchone()[0]
     snapshot_figures(True)
     if not stub:
@@ -271,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ask check:", json.dumps(result["ask_check"], ensure_ascii=False), flush=True)
     import sqlite3
 
-    con = sqlite3.connect(f"file:{kb._current().rows_path}?mode=ro", uri=True)
+    con = sqlite3.connect(f"file:{kb.store.current().rows_path}?mode=ro", uri=True)
     sample = [r[0] for r in con.execute(
         "SELECT substr(d.text, c.start + 1, c.\"end\" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id "
         "WHERE c.id % 25 = 0 LIMIT 1000")]

@@ -81,10 +81,10 @@ def index_state(index: Path) -> dict:
     """Documents (id -> (source, added_at, chunks)), chunk count, and whether the generation
     is consistent: vector ids == BM25 live rows == chunk rows, chunk counts per document."""
     from rag import KnowledgeBase
-    from rag.store import _all_vectors
+    from rag.store.generations import _all_vectors
 
     kb = KnowledgeBase(index)
-    snap = kb._current()
+    snap = kb.store.current()
     if snap is None or not snap.generation:
         return {"docs": {}, "chunks": 0, "consistent": True, "generation": None}
     with snap.connect() as con:

@@ -283,8 +283,10 @@ def query_run(folder: Path, n_questions: int) -> dict:
     import faiss
 
     import rag.knowledge_base as kbm
-    from rag import extraction, retrieval, store
+    from rag import extraction
     from rag.lexical import BM25Index
+    from rag.store import generations as store
+    from rag.store import local
 
     rss_before = rss()
     kb = kbm.KnowledgeBase(folder)
@@ -311,13 +313,12 @@ def query_run(folder: Path, n_questions: int) -> dict:
         return wrapper
 
     kb.embedder.embed_query = timer("embed", kb.embedder.embed_query)
-    retrieval.dense_candidates = timer("dense", retrieval.dense_candidates)
+    local.LocalView.dense_top_k = timer("dense", local.LocalView.dense_top_k)
     BM25Index.scores = timer("bm25", BM25Index.scores)
     kbm.hybrid_search = timer("search", kbm.hybrid_search)
     kbm._passages = timer("rows", kbm._passages)
     extraction.extract_answer = timer("extract", extraction.extract_answer)
-    kbm.load_snapshot = counter("load_snapshot", kbm.load_snapshot)
-    store.load_snapshot = counter("load_snapshot", store.load_snapshot)
+    local.load_snapshot = counter("load_snapshot", local.load_snapshot)
     BM25Index.load = classmethod(counter("bm25_load", BM25Index.load.__func__))
     faiss.read_index = counter("read_index", faiss.read_index)
     store.Snapshot.connect = counter("connect", store.Snapshot.connect)
@@ -351,7 +352,7 @@ def query_run(folder: Path, n_questions: int) -> dict:
     ratios = np.array(per["total"]) / np.maximum(np.array(per["embed"]), 1e-6)
     ratios_cpu = np.array(per_cpu["total"]) / np.maximum(np.array(per_cpu["embed"]), 1e-6)
     return {
-        "chunks": kb.stats()["chunks"], "questions": nq, "vector_index": kb._current().manifest.get("vector_index"),
+        "chunks": kb.stats()["chunks"], "questions": nq, "vector_index": kb.store.current().manifest.get("vector_index"),
         "cold": cold,
         "wall_ms": {s: {"p50": round(pct(v, 50), 3), "p95": round(pct(v, 95), 3), "mean": round(float(np.mean(v)), 3)}
                     for s, v in per.items()},

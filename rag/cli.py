@@ -30,12 +30,13 @@ def _kb(args, **kwargs):
     for key in ("commit_every", "commit_seconds", "lock_timeout", "reader", "reranker"):
         if getattr(args, key, None) is not None:
             kwargs.setdefault(key, getattr(args, key))
-    return KnowledgeBase(args.index_dir, getattr(args, "model", None), **kwargs)
+    return KnowledgeBase(args.index_dir, getattr(args, "model", None), store=getattr(args, "store", None), **kwargs)
 
 
 def cmd_index(args) -> int:
     kb = _kb(args)
-    report = kb.add(args.paths, prune=getattr(args, "prune", False), progress=not args.quiet)
+    report = kb.add(args.paths, prune=getattr(args, "prune", False), progress=not args.quiet,
+                    ray=args.ray, ray_workers=args.ray_workers)
     for path, reason in report.failed:
         head, sep, rest = reason.partition(": ")  # reasons often start with the path already
         print(f"skipped {shown(path)}: {shown(rest if sep and Path(head).name == Path(path).name else reason)}",
@@ -44,7 +45,7 @@ def cmd_index(args) -> int:
         print(f"skipped {shown(path)}: same text as {shown(twin)}", file=sys.stderr)
     stats = kb.stats()
     rate = report.chunks / report.seconds if report.seconds else 0.0
-    print(f"{report.summary()} ({rate:.1f} chunks/s); index {args.index_dir}: "
+    print(f"{report.summary()} ({rate:.1f} chunks/s); index {kb.store.where}: "
           f"{stats['documents']} documents, {stats['chunks']} chunks")
     return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
 
@@ -56,12 +57,11 @@ def cmd_remove(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from .store import MANIFEST
-
     generator = _generator(args)
     kb = _kb(args)
-    if not (Path(args.index_dir) / MANIFEST).is_file():  # not a silent "nothing found"
-        raise RagError(f"no index in {args.index_dir}; build one first: rag index PATH --index-dir {args.index_dir}")
+    if kb.store.view() is None:  # not a silent "nothing found"
+        where = f"--store {args.store}" if args.store else f"--index-dir {args.index_dir}"
+        raise RagError(f"no index in {kb.store.where}; build one first: rag index PATH {where}")
     filters = {k: v for k, v in (("since", args.since), ("until", args.until), ("doc_type", args.doc_type)) if v}
     result = kb.answer(args.question, top_k=args.top_k, filters=filters or None)
     if args.json:
@@ -162,7 +162,7 @@ def cmd_serve(args) -> int:
         print(f"{args.add_admin} can now log in as admin with --auth-file {args.auth_file}")
         return 0
     server.serve(index_dir=args.index_dir, host=args.host, port=args.port, read_only=args.read_only,
-                 auth_file=args.auth_file, generator=_generator(args))
+                 auth_file=args.auth_file, generator=_generator(args), store=args.store)
     return 0
 
 
@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_index(p, model: bool = True):
         p.add_argument("--index-dir", default="index", help="index folder (default: index)")
+        p.add_argument("--store", default=None, metavar="URI",
+                       help="where the index lives: local (default: the index folder), a Milvus Lite file "
+                            "ending in .db, or a Milvus server http(s)://host:port (token from $MILVUS_TOKEN)")
         if model:
             p.add_argument("--model", default=None,
                            help="embedding model: a sentence-transformers name or local path (default: bundled e5-small)")
@@ -226,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="and at least every S seconds of work, so a crash keeps what was embedded (default 60)")
         p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                        help="how long to wait for another writer of the index (default 600)")
+        p.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="read, chunk and embed with Ray workers: local, auto or ray://host:10001")
+        p.add_argument("--ray-workers", type=_positive_int, default=None, metavar="N",
+                       help="Ray workers, each with its own model (default: the cluster's CPUs)")
         p.set_defaults(func=cmd_index)
 
     p = with_index(sub.add_parser("remove", help="remove documents by id or source path"), model=False)

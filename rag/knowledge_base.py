@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
 import logging
 import os
 import re
-import sqlite3
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,26 +17,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
-from .chunking import ChunkSettings, chunk_text, retrieval_text
+from .chunking import Chunk, ChunkSettings, chunk_text, retrieval_text
 from .config import TOKENIZER
 from .embedding import file_sha256
-from .errors import DocumentError, IndexCorruptError, QuestionError, RagError
+from .errors import DocumentError, QuestionError, RagError
 from .filters import OVERFETCH, Filters
 from .retrieval import MODES, FusionSettings, Hit
 from .retrieval import search as hybrid_search
-from .store import (
-    FORMAT_VERSION,
-    MANIFEST,
-    Snapshot,
-    WriteLock,
-    check_model,
-    empty_snapshot,
-    has_headings,
-    load_snapshot,
-    read_manifest,
-    rebuild_hint,
-    write_generation,
-)
+from .store import Batch, ChunkRow, IndexStore, StoreView, check_model, open_store
 from .types import Answer, Document, Passage
 
 if TYPE_CHECKING:
@@ -126,6 +110,15 @@ def _valid_text(name: str) -> str:
 
 
 @dataclass
+class Prepared:
+    """A document read, chunked and embedded elsewhere (a Ray worker: rag.ray_indexing)."""
+
+    doc: Document
+    chunks: list[Chunk]
+    vectors: np.ndarray  # one per chunk, in order
+
+
+@dataclass
 class _Pending:
     """Documents read and embedded but not yet committed."""
 
@@ -138,6 +131,7 @@ class _Pending:
     vectors: list[np.ndarray] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     first: dict[str, int] = field(default_factory=dict)
+    n_vectors: int = 0
 
     def __len__(self) -> int:
         return len(self.chunk_rows)
@@ -153,6 +147,9 @@ class KnowledgeBase:
     it is written on the first ``add``. ``model`` names the embedding model (default: the
     bundled multilingual-e5-small); opening an index built with another model is an
     ``IndexMismatchError``.
+
+    ``store`` says where the index lives: ``local`` (default: ``index_dir``), a Milvus Lite
+    file (``index.db``), a Milvus server (``http://host:19530``) or an :class:`IndexStore`.
 
     A long ``add`` commits what it has embedded every ``commit_every`` chunks and every
     ``commit_seconds`` (stretched to 10x the last commit's duration, so commits never take
@@ -175,80 +172,40 @@ class KnowledgeBase:
         commit_every: int = 2000,
         commit_seconds: float = 60.0,
         generator: Generator | None = None,
+        store: str | IndexStore | None = None,
     ) -> None:
         from .embedding import load_embedder
 
-        self.folder = Path(index_dir)
+        self.folder = Path(index_dir)  # also where feedback and uploads go
         self.fusion = fusion or FusionSettings()
         self.lock_timeout = lock_timeout
         self.commit_every = commit_every
         self.commit_seconds = commit_seconds
-        self._write_lock = threading.Lock()
-        self._read_lock = threading.Lock()
         self._query_cache: dict[str, np.ndarray] = {}
-        manifest = read_manifest(self.folder)
-        if manifest is not None:
+        self.store: IndexStore = (store if store is not None and not isinstance(store, str)
+                                  else open_store(store, self.folder, lock_timeout))
+        stored = self.store.settings()
+        if stored is not None:
             if model is not None:
-                check_model(self.folder, manifest, load_embedder(model).spec)
-            self.embedder = load_embedder(manifest["model"])
-            self._snap: Snapshot | None = load_snapshot(self.folder, manifest)
+                check_model(Path(self.store.where), stored, load_embedder(model).spec)
+            self.embedder = load_embedder(stored["model"])
         else:
             self.embedder = load_embedder(model)
-            self._snap = None
-        settings = (manifest or {}).get("chunking") or {"size": chunk_size, "overlap": chunk_overlap}
+        settings = (stored or {}).get("chunking") or {"size": chunk_size, "overlap": chunk_overlap}
         self.chunking = ChunkSettings(**settings)
-        self.tokenizer = (manifest or {}).get("tokenizer", tokenizer)
+        self.tokenizer = (stored or {}).get("tokenizer", tokenizer)
         reader_obj = make_reader(reader)
         self.pipeline = Pipeline(reader_obj, make_reranker(reranker, reader_obj))
         self._progress = False
         self.generator = generator  # optional written answers: rag.answering.write_answer / stream_answer
 
-    # -- state -------------------------------------------------------------------------
-    def _current(self) -> Snapshot | None:
-        """The latest published generation, reloaded when another process wrote one."""
-        path = self.folder / MANIFEST
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            return self._snap
-        snap = self._snap
-        if snap is None or mtime != snap.loaded_mtime:
-            with self._read_lock:
-                snap = self._snap
-                if snap is None or mtime != snap.loaded_mtime:
-                    snap = self._load_latest(snap, mtime)
-                    self._snap = snap
-        return snap
-
-    def _load_latest(self, snap: Snapshot | None, mtime: float) -> Snapshot:
-        """Load the generation the manifest names. A writer may replace it while we read;
-        then the manifest has moved on and we follow it.
-
-        ``mtime`` is the manifest's time stamp seen *before* reading it: recording a later
-        one could pair a newer manifest's time with an older generation, which would then
-        never be reloaded."""
-        for attempt in range(3):
-            manifest = read_manifest(self.folder)
-            if snap is not None and manifest["generation"] == snap.generation:
-                snap.loaded_mtime = mtime
-                return snap
-            try:
-                new = load_snapshot(self.folder, manifest)
-                new.loaded_mtime = mtime
-                return new
-            except IndexCorruptError:
-                if attempt == 2 or read_manifest(self.folder)["generation"] == manifest["generation"]:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _new_manifest(self) -> dict:
+    def _settings(self) -> dict:
+        """What a new index records about how it was built."""
         return {
-            "format": FORMAT_VERSION,
             "model": self.embedder.spec,
             "dim": int(self.embedder.dim),
             "chunking": {"size": self.chunking.size, "overlap": self.chunking.overlap},
             "tokenizer": self.tokenizer,
-            "generation": "",
         }
 
     # -- writing -----------------------------------------------------------------------
@@ -258,10 +215,14 @@ class KnowledgeBase:
         *,
         prune: bool = False,
         progress: bool = False,
+        ray: str | None = None,
+        ray_workers: int | None = None,
     ) -> AddReport:
         """Index files and folders: new files are added, changed ones replaced, unchanged
         ones skipped; with ``prune``, documents whose files are gone from the given folders
-        are removed. Unreadable files are reported in ``failed``; the rest are indexed."""
+        are removed. Unreadable files are reported in ``failed``; the rest are indexed.
+        With ``ray`` (``local``, ``auto`` or ``ray://host:10001``), files are read, chunked
+        and embedded by Ray workers (:mod:`rag.ray_indexing`); this process writes the store."""
         from .documents import iter_files, read_file
 
         if isinstance(paths, (str, os.PathLike)):
@@ -298,6 +259,11 @@ class KnowledgeBase:
                 if source not in seen and any(Path(source).is_relative_to(r) for r in roots)
             ]
 
+        if ray is not None:
+            from .ray_indexing import ray_items
+
+            return self._ingest(lambda known: ray_items(self, files, report, known, ray, ray_workers),
+                                report, prune_sources)
         return self._ingest(items(), report, prune_sources)
 
     def add_documents(self, documents: Sequence[Document]) -> AddReport:
@@ -314,34 +280,28 @@ class KnowledgeBase:
     def remove(self, refs: Iterable[str]) -> list[str]:
         """Remove documents by id or source path; returns the ids removed. Unknown ones raise."""
         refs = [refs] if isinstance(refs, str) else list(refs)
-        with self._write_lock, WriteLock(self.folder, self.lock_timeout):
-            snap = self._current()
-            if snap is None:
-                raise RagError(f"{self.folder} holds no index yet; nothing to remove")
-            with snap.connect() as con:
-                found: dict[str, str] = {}
-                for ref in refs:
-                    row = con.execute(
-                        "SELECT id FROM documents WHERE id = ? OR source = ? OR source = ?",
-                        (ref, ref, source_name(Path(ref)) if ref else ref),
-                    ).fetchone()
-                    if row is None:
-                        raise RagError(f"no document {ref!r} in {self.folder}; `rag status` lists them")
-                    found[ref] = row[0]
+        if self.store.view() is None:
+            raise RagError(f"{self.store.where} holds no index yet; nothing to remove")
+        with self.store.writing(self._settings()):
+            found: dict[str, str] = {}
+            for ref in refs:
+                doc_id = self.store.find_document(ref) or (self.store.find_document(source_name(Path(ref)))
+                                                           if ref else None)
+                if doc_id is None:
+                    raise RagError(f"no document {ref!r} in {self.store.where}; `rag status` lists them")
+                found[ref] = doc_id
             pending = _Pending(replace=list(dict.fromkeys(found.values())))
-            self._commit(snap, pending)
+            self._commit(pending)
             return pending.replace
 
     def _ingest(self, items, report: AddReport, prune_sources: Callable[[dict[str, str]], list[str]]) -> AddReport:
         t0 = time.perf_counter()
-        with self._write_lock, WriteLock(self.folder, self.lock_timeout):
-            snap = self._current()
-            if snap is None:
-                snap = empty_snapshot(self.folder, self._new_manifest())
-            with snap.connect() as con:
-                known = {s: (i, fh, ch) for i, s, fh, ch in
-                         con.execute("SELECT id, source, file_hash, content_hash FROM documents")}
+        fresh = self.store.view() is None  # a new index is written even with nothing in it
+        with self.store.writing(self._settings()):
+            known = {d.source: (d.doc_id, d.file_hash, d.content_hash) for d in self.store.known_documents()}
             by_content = {ch: s for s, (_, _, ch) in known.items()}
+            if callable(items):  # given what is known, so that unchanged files are not even read
+                items = items({s: v[1] for s, v in known.items()})
             pending = _Pending()
             commit_at = time.monotonic() + self.commit_seconds
             for source, file_hash, load in items:
@@ -350,11 +310,13 @@ class KnowledgeBase:
                     report.unchanged.append(source)
                     continue
                 try:
-                    doc = load()
+                    loaded = load()
                 except DocumentError as exc:
                     report.failed.append((source, str(exc)))
                     log.info("%s", exc)  # reported in AddReport.failed; the caller shows it
                     continue
+                prepared = loaded if isinstance(loaded, Prepared) else None
+                doc = prepared.doc if prepared is not None else loaded
                 content = _sha(doc.text)
                 if old is not None and old[2] == content:
                     report.unchanged.append(source)
@@ -372,37 +334,45 @@ class KnowledgeBase:
                 else:
                     report.added.append(source)
                 by_content[content] = source
-                self._prepare(pending, doc, file_hash)
+                self._prepare(pending, doc, file_hash, prepared)
                 if pending.unembedded() >= EMBED_BATCH:
                     self._embed(pending)
                 if len(pending) >= self.commit_every or time.monotonic() >= commit_at:
                     report.chunks += len(pending)
-                    snap, commit_at = self._timed_commit(snap, pending)
-                    pending = _Pending()
+                    commit_at = self._timed_commit(pending)
+                    fresh, pending = False, _Pending()
             for doc_id in prune_sources({s: v[0] for s, v in known.items()}):
                 pending.replace.append(doc_id)
                 report.removed.append(doc_id)
             report.chunks += len(pending)
-            if pending.docs or pending.replace or snap.generation == "":
-                self._commit(snap, pending)
+            if pending.docs or pending.replace or fresh:
+                self._commit(pending)
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _timed_commit(self, snap: Snapshot, pending: _Pending) -> tuple[Snapshot, float]:
-        """Commit ``pending``; returns the new snapshot and when the next commit by time is due."""
+    def _timed_commit(self, pending: _Pending) -> float:
+        """Commit ``pending``; returns when the next commit by time is due."""
         self._embed(pending)
         start = time.monotonic()
-        snap = self._commit(snap, pending)
+        self._commit(pending)
         cost = time.monotonic() - start
         log.info("committed %d chunks in %.2f s", len(pending), cost)
         interval = max(self.commit_seconds, COMMIT_OVERHEAD * cost) if self.commit_seconds > 0 else 0.0
-        return snap, time.monotonic() + interval
+        return time.monotonic() + interval
 
-    def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None) -> None:
-        chunks = chunk_text(doc.text, doc.doc_id, self.chunking)
+    def _prepare(self, pending: _Pending, doc: Document, file_hash: str | None, prepared: Prepared | None) -> None:
+        chunks = prepared.chunks if prepared is not None else chunk_text(doc.text, doc.doc_id, self.chunking)
         pending.docs.append((doc, file_hash))
         pending.chunk_rows.extend((doc.doc_id, c.index, c.start, c.end, c.heading) for c in chunks)
-        pending.texts.extend(retrieval_text(doc.title, c.text, c.heading) for c in chunks)
+        texts = [retrieval_text(doc.title, c.text, c.heading) for c in chunks]
+        if prepared is None:
+            pending.texts.extend(texts)
+            return
+        self._embed(pending)  # what waits is embedded first, so that rows stay in order
+        pending.texts.extend(texts)
+        pending.rows.extend(range(pending.n_vectors, pending.n_vectors + len(texts)))
+        pending.vectors.append(np.asarray(prepared.vectors, np.float32).reshape(len(texts), -1))
+        pending.n_vectors += len(texts)
 
     def _embed(self, pending: _Pending) -> None:
         """Embed the texts of ``pending`` that have no vector yet. Each distinct text is
@@ -413,7 +383,7 @@ class KnowledgeBase:
         for text in pending.texts[len(pending.rows):]:
             row = pending.first.get(text)
             if row is None:
-                row = pending.first[text] = len(pending.first)
+                row = pending.first[text] = pending.n_vectors + len(new)
                 new.append(text)
             pending.rows.append(row)
         bar = None
@@ -426,55 +396,24 @@ class KnowledgeBase:
                 part = self.embedder.embed_passages(
                     new[lo:lo + EMBED_SLICE], progress=self._progress and bar is None and len(new) > 2 * EMBED_BATCH)
                 pending.vectors.append(np.asarray(part, np.float32))
+                pending.n_vectors += len(part)
                 if bar is not None:
                     bar.update(len(part))
         finally:
             if bar is not None:
                 bar.close()
 
-    def _commit(self, snap: Snapshot, pending: _Pending) -> Snapshot:
-        import faiss
-
-        vectors = faiss.clone_index(snap.vectors)
-        bm25 = copy.copy(snap.bm25)
-        with snap.connect() as con:
-            old_ids = np.array(
-                [r[0] for doc_id in pending.replace
-                 for r in con.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))], np.int64)
-        if len(old_ids):
-            vectors.remove_ids(old_ids)
-            bm25.remove(old_ids)
-        new_ids = np.arange(bm25.size, bm25.size + len(pending.chunk_rows), dtype=np.int64)
-        if len(new_ids):
+    def _commit(self, pending: _Pending) -> None:
+        """Hand ``pending`` to the store as one batch (the store assigns the chunk ids)."""
+        vectors = None
+        if pending.chunk_rows:
             self._embed(pending)
-            embedded = np.concatenate(pending.vectors)
-            if len(pending.first) < len(pending.rows):  # repeated texts share a vector
-                embedded = embedded[np.asarray(pending.rows)]
-            vectors.add_with_ids(embedded, new_ids)
-            bm25.add(new_ids, pending.texts)
-        now = time.strftime("%Y-%m-%dT%H:%M:%S")
-
-        def changes(con: sqlite3.Connection) -> None:
-            for doc_id in pending.replace:
-                con.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-                con.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
-            counts: dict[str, int] = {}
-            for doc_id, *_ in pending.chunk_rows:
-                counts[doc_id] = counts.get(doc_id, 0) + 1
-            con.executemany(
-                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(d.doc_id, d.title, d.source, d.published, json.dumps(dict(d.meta or {}), ensure_ascii=False), d.text, _sha(d.text), fh, now,
-                  counts.get(d.doc_id, 0)) for d, fh in pending.docs],
-            )
-            con.executemany(
-                'INSERT INTO chunks (id, doc_id, idx, start, "end", heading) VALUES (?,?,?,?,?,?)',
-                [(int(i), *row) for i, row in zip(new_ids, pending.chunk_rows)],
-            )
-
-        new = write_generation(snap, vectors, bm25, changes)
-        self._snap = new
+            vectors = np.concatenate(pending.vectors)
+            if pending.n_vectors != len(pending.rows):  # repeated texts share a vector
+                vectors = vectors[np.asarray(pending.rows)]
+        chunks = [ChunkRow(*row, text) for row, text in zip(pending.chunk_rows, pending.texts)]
+        self.store.commit(Batch(pending.replace, pending.docs, chunks, vectors))
         self._query_cache.clear()
-        return new
 
     # -- reading -----------------------------------------------------------------------
     def _query_vector(self, question: str) -> np.ndarray:
@@ -491,20 +430,23 @@ class KnowledgeBase:
         candidates (``mode``: hybrid, dense or bm25), the first of them reordered by the
         reranker. ``filters`` (see :mod:`rag.filters`: since, until, doc_type, doc_ids) keep
         only passages of matching documents, chosen from a larger candidate pool."""
+        return self._search(self.store.view(), question, top_k, mode, filters)
+
+    def _search(self, view: StoreView | None, question: str, top_k: int, mode: str,
+                filters: dict | None) -> list[Passage]:
+        """:meth:`search` on one state of the store (``answer`` reads its evidence from the same)."""
         question = clean_question(question)
         check_top_k(top_k)
         wanted = Filters.parse(filters)
         if mode not in MODES:
             raise QuestionError(f"mode must be one of {', '.join(MODES)}")
-        snap = self._current()
-        if snap is None or snap.stats.get("chunks", 0) == 0:
+        if view is None or view.chunk_count() == 0:
             return []
         qvec = self._query_vector(question) if mode != "bm25" else None
         depth = self.pipeline.rerank_depth if self.pipeline.reranker is not None else 0
         k = max(top_k, depth, OVERFETCH) if wanted else max(top_k, depth)
-        hits = hybrid_search(snap, question, qvec, k, mode, self.fusion)
-        with _damaged_rows(snap):
-            passages = wanted.apply(_passages(snap, hits)) if wanted else _passages(snap, hits)
+        hits = hybrid_search(view, question, qvec, k, mode, self.fusion)
+        passages = wanted.apply(_passages(view, hits)) if wanted else _passages(view, hits)
         return self.pipeline.rerank(question, passages)[:top_k]
 
     @property
@@ -523,16 +465,16 @@ class KnowledgeBase:
         the reader finds no span, or when its confidence is below the gate's threshold
         (:class:`rag.answering.AnswerGate`); ``confidence`` then says how close it came."""
         question = clean_question(question)
-        passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
-        snap = self._current()
-        if snap is None:
+        view = self.store.view()
+        passages = self._search(view, question, top_k, mode, filters)
+        if view is None:
             return Answer(question, None, tuple(passages), 0.0)
 
         def evidence(shown) -> tuple[float, list[float], bool]:
             if not _CJK.search(question):  # another language: the lexical gate cannot judge it
                 return 1.0, [0.0] * len(shown), False
-            known, held = snap.bm25.query_evidence(question, np.array([p.chunk_id for p in shown], np.int64))
-            missing = self.answer_gate.key_terms_missing(*snap.bm25.missing_words(question))
+            known, held = view.query_evidence(question, [p.chunk_id for p in shown])
+            missing = self.answer_gate.key_terms_missing(*view.missing_words(question))
             return known, [float(h) / known if known > 0 else 0.0 for h in held], missing
 
         return self.pipeline.answer(question, passages, evidence)
@@ -555,83 +497,39 @@ class KnowledgeBase:
         return None
 
     def documents(self) -> list[dict]:
-        """One row per document: id, title, source, published, chunks, added."""
-        snap = self._current()
-        if snap is None or not snap.generation:
-            return []
-        with _damaged_rows(snap), snap.connect() as con:
-            rows = con.execute(
-                "SELECT id, title, source, published, chunk_count, added_at FROM documents ORDER BY added_at, source"
-            ).fetchall()
-        keys = ("doc_id", "title", "source", "published", "chunks", "added_at")
-        return [dict(zip(keys, r)) for r in rows]
+        """One row per document: doc_id, title, source, published, chunks, added_at."""
+        return self.store.documents()
 
     def document(self, doc_id: str) -> Document:
         """The stored, cleaned document ``doc_id``."""
-        snap = self._current()
-        row = None
-        if snap is not None and snap.generation:
-            with _damaged_rows(snap), snap.connect() as con:
-                row = con.execute(
-                    "SELECT title, text, source, published, meta, id FROM documents WHERE id = ?", (doc_id,)
-                ).fetchone()
-        if row is None:
-            raise RagError(f"no document {doc_id!r} in {self.folder}")
-        return Document(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+        doc = self.store.document(doc_id)
+        if doc is None:
+            raise RagError(f"no document {doc_id!r} in {self.store.where}")
+        return doc
 
     def stats(self) -> dict:
         """Documents, chunks, model, size on disk and last update."""
-        snap = self._current()
-        manifest = snap.manifest if snap else self._new_manifest()
-        size = sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file()) if self.folder.exists() else 0
+        settings = self.store.settings() or self._settings()
+        stats = self.store.stats()
         return {
             "index_dir": str(self.folder),
-            "documents": snap.stats.get("documents", 0) if snap else 0,
-            "chunks": snap.stats.get("chunks", 0) if snap else 0,
-            "model": manifest["model"],
-            "dim": manifest["dim"],
-            "tokenizer": manifest["tokenizer"],
-            "chunking": manifest["chunking"],
-            "bytes_on_disk": size,
-            "updated_at": manifest.get("updated_at"),
+            "store": self.store.where,
+            "documents": stats["documents"],
+            "chunks": stats["chunks"],
+            "model": settings["model"],
+            "dim": settings["dim"],
+            "tokenizer": settings["tokenizer"],
+            "chunking": settings["chunking"],
+            "bytes_on_disk": stats.get("bytes", 0),
+            "updated_at": stats.get("updated_at"),
         }
 
 
-@contextmanager
-def _damaged_rows(snap: Snapshot):
-    """A damaged SQLite page met by a query is an IndexCorruptError naming the file."""
-    try:
-        yield
-    except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(f"{snap.rows_path} is damaged ({exc}). {rebuild_hint(snap.folder)}") from exc
-
-
-def _passages(snap: Snapshot, hits: list[Hit]) -> list[Passage]:
-    if not hits:
-        return []
-    ids = [h.chunk_id for h in hits]
-    with snap.connect() as con:
-        heading = "c.heading" if has_headings(con) else "''"  # indexes written before headings
-        rows = {
-            r[0]: r[1:]
-            for r in con.execute(
-                f'SELECT c.id, c.doc_id, c.start, c."end", d.title, d.source, d.published, {heading}, d.meta, '
-                'substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id '
-                f"WHERE c.id IN ({','.join('?' * len(ids))})",
-                ids,
-            )
-        }
-    out = []
-    metas: dict[str, dict] = {}
-    for h in hits:
-        if h.chunk_id not in rows:
-            continue
-        doc_id, start, end, title, source, published, head, meta, text = rows[h.chunk_id]
-        if doc_id not in metas:
-            metas[doc_id] = json.loads(meta) if meta else {}
-        out.append(Passage(text, title, source, published, h.score, doc_id, start, end, h.chunk_id, h.dense,
-                           h.lexical, head, metas[doc_id]))
-    return out
+def _passages(view: StoreView, hits: list[Hit]) -> list[Passage]:
+    rows = view.chunks([h.chunk_id for h in hits]) if hits else {}
+    return [Passage(c.text, c.title, c.source, c.published, h.score, c.doc_id, c.start, c.end, h.chunk_id,
+                    h.dense, h.lexical, c.heading, c.meta)
+            for h in hits if (c := rows.get(h.chunk_id)) is not None]
 
 
 def _progress(items, enabled: bool, desc: str):

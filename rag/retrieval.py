@@ -1,8 +1,8 @@
-"""Hybrid search: dense (FAISS) and BM25 candidates, rescored by both and fused.
+"""Hybrid search: dense and BM25 candidates, rescored by both and fused.
 
-The candidate pool is the union of the top ``pool`` of each method. Every candidate gets
-both scores (its exact cosine from the stored vector, its BM25 score from the full score
-vector), each normalized over the pool, then the two are mixed with a dense weight that
+The candidate pool is the union of the top ``pool`` of each method, asked of the store
+(:class:`rag.store.StoreView`). Every candidate gets both scores, asked of the store for
+those ids (its exact cosine from the stored vector, its BM25 score), each normalized over the pool, then the two are mixed with a dense weight that
 depends on the question (:func:`dense_weight_for`): how much of the question the best
 BM25 candidate holds (its IDF-weighted share of the question's terms, ``strength``).
 When the question's words are all there, BM25 is precise and leads; when they are not
@@ -16,11 +16,14 @@ set); the figures are in README.md and ``benchmarks/retrieval_quality.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import FusionSettings
-from .store import Snapshot, search_vectors
+
+if TYPE_CHECKING:
+    from .store import StoreView
 
 MODES = ("hybrid", "dense", "bm25")
 FUSION = FusionSettings()  # the default
@@ -68,23 +71,16 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, settings: FusionSettings, stren
     return w * normalize_scores(dense, how) + (1 - w) * normalize_scores(lexical, how)
 
 
-def dense_candidates(snapshot: Snapshot, query_vec: np.ndarray, n: int) -> np.ndarray:
-    if snapshot.vectors.ntotal == 0:
-        return np.zeros(0, np.int64)
-    _, ids = search_vectors(snapshot.vectors, query_vec[None, :], min(n, snapshot.vectors.ntotal))
-    return ids[0][ids[0] >= 0]
-
-
 def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
-    """Ids of the ``n`` highest positive scores (any order)."""
+    """Ids of the ``n`` highest positive scores, best first."""
     hits = np.flatnonzero(scores > 0)
     if len(hits) > n:
         hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
-    return hits
+    return hits[np.argsort(-scores[hits], kind="stable")]
 
 
 def search(
-    snapshot: Snapshot,
+    view: StoreView,
     question: str,
     query_vec: np.ndarray | None,
     k: int,
@@ -95,20 +91,20 @@ def search(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     pool = max(settings.pool, k)
-    lexical_all = snapshot.bm25.scores(question) if mode != "dense" else None
+    use_dense = mode != "bm25" and query_vec is not None
     ids: list[np.ndarray] = []
-    if mode != "bm25" and query_vec is not None:
-        ids.append(dense_candidates(snapshot, query_vec, pool))
-    if lexical_all is not None:
-        ids.append(top_positive(lexical_all, pool))
+    if use_dense:
+        ids.append(view.dense_top_k(query_vec, pool)[0])
+    if mode != "dense":
+        ids.append(view.lexical_top_k(question, pool)[0])
     if not ids:
         return []
     cand = np.unique(np.concatenate(ids)).astype(np.int64)
     if len(cand) == 0:
         return []
-    lexical = lexical_all[cand] if lexical_all is not None else np.zeros(len(cand), np.float32)
-    if query_vec is not None and mode != "bm25":
-        dense = snapshot.vectors.reconstruct_batch(cand) @ query_vec.astype(np.float32)
+    lexical = view.lexical_scores(question, cand) if mode != "dense" else np.zeros(len(cand), np.float32)
+    if use_dense:
+        dense = view.dense_scores(query_vec.astype(np.float32), cand)
     else:
         dense = np.zeros(len(cand), np.float32)
     if mode == "dense":
@@ -119,7 +115,7 @@ def search(
         strength = 0.5
         if settings.adaptive and np.any(lexical > 0):
             best = cand[int(np.argmax(lexical))]
-            strength = float(snapshot.bm25.query_evidence(question, np.array([best]))[1][0])
+            strength = float(view.query_evidence(question, [int(best)])[1][0])
         fused = fuse(dense, lexical, settings, strength)
     order = np.argsort(-fused, kind="stable")[:k]
     return [Hit(int(cand[i]), float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]

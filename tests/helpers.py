@@ -53,7 +53,7 @@ def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> st
 
 def assert_consistent(kb: KnowledgeBase) -> None:
     """Every vector and BM25 row maps to a chunk row and back."""
-    snap = kb._current()
+    snap = kb.store.current()
     with snap.connect() as con:
         rows = {r[0] for r in con.execute("SELECT id FROM chunks")}
         docs = {r[0]: r[1] for r in con.execute("SELECT id, chunk_count FROM documents")}

@@ -179,7 +179,7 @@ def test_a_request_in_flight_across_two_commits_still_succeeds(corpus, index_cop
     thread = threading.Thread(target=lambda: out.update(result=kb.answer(question)))
     thread.start()
     assert entered.wait(60)
-    held = kb._snap.generation
+    held = kb.store.current().generation
     kb.add([new / f"{NEW[0]}.txt", new / f"{NEW[1]}.txt"])  # two commits
     assert not (index_copy / held).exists()  # the generation the request holds is gone from disk
     release.set()
@@ -198,7 +198,7 @@ deadline = time.monotonic() + 600
 while time.monotonic() < deadline:
     done = stop_file.exists()
     try:
-        snap = kb._current()
+        snap = kb.store.current()
         with snap.connect() as con:
             docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
             rows = {r[0] for r in con.execute("SELECT id FROM chunks")}

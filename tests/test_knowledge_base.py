@@ -143,7 +143,7 @@ def test_failed_write_leaves_previous_index_usable(tmp_path, fake_model, monkeyp
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("rag.store.write_json_atomic", crash)
+    monkeypatch.setattr("rag.store.generations.write_json_atomic", crash)
     write_articles(tmp_path / "more", PARAGRAPHS[2:])
     with pytest.raises(RagError, match="disk full"):  # IndexWriteError: one clear line for the CLI
         kb.add([tmp_path / "more"])
@@ -196,7 +196,7 @@ def test_vectors_are_normalized_in_index(tmp_path, minilm_path):
     write_articles(tmp_path / "docs", ["The city built twelve parks this year.", "Coal mines were modernised."])
     kb = KnowledgeBase(tmp_path / "ix", model=minilm_path)
     kb.add([tmp_path / "docs"])
-    snap = kb._current()
+    snap = kb.store.current()
     ids = snap.bm25.live_ids()
     norms = np.linalg.norm(snap.vectors.reconstruct_batch(ids), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-3)

@@ -217,7 +217,7 @@ def test_abstains_when_the_evidence_is_weak(kb_folder, monkeypatch):
     kb = KnowledgeBase(kb_folder, reader="rules")
     q = "晋中有几家省级博士创新站"
     first = kb.search(q, top_k=5)[0]
-    known, held = kb._current().bm25.query_evidence(q, [first.chunk_id])
+    known, held = kb.store.view().query_evidence(q, [first.chunk_id])
     expected = confidence(0.81, held[0] / known)
     assert expected == pytest.approx(np.sqrt(0.81 * held[0] / known))
     answered = kb.answer(q)

@@ -8,9 +8,10 @@ import faiss
 import numpy as np
 import pytest
 
-from rag import store
 from rag.lexical import BM25Index
 from rag.retrieval import search
+from rag.store import LocalView
+from rag.store import generations as store
 
 DIM = 32
 
@@ -128,10 +129,10 @@ def test_store_round_trip_and_hybrid_search(low_threshold, tmp_path):
     assert written.manifest["vector_index"].startswith("ivf")
     loaded = store.load_snapshot(tmp_path / "index", written.manifest)
     assert isinstance(loaded.vectors, faiss.IndexIVF)
-    hits = search(loaded, "晋中博士创新站", x[300], 5, mode="dense")
+    hits = search(LocalView(loaded), "晋中博士创新站", x[300], 5, mode="dense")
     assert hits[0].chunk_id == 300
     assert abs(hits[0].dense - 1.0) < 1e-3  # rescored from the reconstructed (float16) vector
-    assert 300 in {h.chunk_id for h in search(loaded, "晋中博士创新站", x[300], 20)}
+    assert 300 in {h.chunk_id for h in search(LocalView(loaded), "晋中博士创新站", x[300], 20)}
 
     vectors = faiss.clone_index(loaded.vectors)
     bm25 = loaded.bm25
@@ -144,7 +145,7 @@ def test_store_round_trip_and_hybrid_search(low_threshold, tmp_path):
     again = store.write_generation(loaded, vectors, bm25, drop)
     reloaded = store.load_snapshot(tmp_path / "index", again.manifest)
     for mode in ("hybrid", "dense", "bm25"):
-        assert 300 not in {h.chunk_id for h in search(reloaded, "晋中博士创新站", x[300], 20, mode=mode)}
+        assert 300 not in {h.chunk_id for h in search(LocalView(reloaded), "晋中博士创新站", x[300], 20, mode=mode)}
 
 
 def test_search_vectors_matches_search_and_restores_threads():

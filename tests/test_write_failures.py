@@ -28,9 +28,10 @@ import faiss
 import numpy as np
 import pytest
 
-from rag import KnowledgeBase, cli, store
+from rag import KnowledgeBase, cli
 from rag.errors import IndexWriteError
 from rag.lexical import BM25Index
+from rag.store import generations as store
 
 from .conftest import REPO
 from .helpers import CITIES, ENV, article, assert_clean_error, assert_consistent, rag, write_city_articles
@@ -63,7 +64,8 @@ def assert_unchanged_and_answering(index: Path, before: dict[str, bytes]) -> Non
 DRIVER = """
 import resource, sys
 import faiss
-from rag import cli, lexical, store
+from rag import cli, lexical
+from rag.store import generations as store
 
 point, argv = sys.argv[1], sys.argv[2:]
 

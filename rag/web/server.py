@@ -162,11 +162,11 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True
 
 def serve(index_dir: str | os.PathLike = "index", host: str = "127.0.0.1", port: int = 7860, *,
           seed: str | os.PathLike | None = None, block: bool = True, read_only: bool = False,
-          auth_file: str | os.PathLike | None = None, generator=None) -> str:
+          auth_file: str | os.PathLike | None = None, generator=None, store: str | None = None) -> str:
     """Open (or create) the index in ``index_dir`` and serve the app on ``host:port``.
     With ``seed``, an index that holds no documents yet is first built from that folder;
     ``generator`` (:class:`rag.answering.Generator`) is kept on the knowledge base for
-    written answers."""
+    written answers; ``store`` is where the index lives (see :func:`rag.store.open_store`)."""
     from ..knowledge_base import KnowledgeBase
     from .layout import build_app
 
@@ -174,7 +174,7 @@ def serve(index_dir: str | os.PathLike = "index", host: str = "127.0.0.1", port:
     warning = exposure_warning(host, access)
     if warning:
         print(warning, file=sys.stderr)
-    kb = KnowledgeBase(index_dir, generator=generator)
+    kb = KnowledgeBase(index_dir, generator=generator, store=store)
     kb.warm_up(background=True)  # the first upload and question need not wait for the models
     if seed is not None and not kb.documents():
         log.warning("%s holds no documents yet; indexing %s first", index_dir, seed)

@@ -35,8 +35,8 @@ from typing import Self
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexWriteError
-from .lexical import BM25Index
+from ..errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexWriteError
+from ..lexical import BM25Index
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,132 @@
+"""The knowledge base and the CLI on the Milvus store, through Milvus Lite (a local .db file
+with the real pymilvus API): the seed question, --store on every command, bad store URIs.
+Skipped without the ``scale`` extra (pymilvus, milvus-lite)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rag import KnowledgeBase, cli
+from rag.errors import RagError
+
+from .conftest import REPO, SEED_QUESTION, SEED_SENTENCE
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+
+@pytest.fixture(scope="module")
+def milvus_kb(tmp_path_factory) -> KnowledgeBase:
+    """data/articles indexed with the default model into a Milvus Lite file."""
+    root = tmp_path_factory.mktemp("milvus")
+    kb = KnowledgeBase(root / "index", store=str(root / "kb.db"))
+    kb.add([REPO / "data" / "articles"])
+    return kb
+
+
+def test_seed_question_through_milvus_lite(milvus_kb):
+    result = milvus_kb.answer(SEED_QUESTION)
+    assert result.text == "7家"
+    assert SEED_SENTENCE in result.evidence
+    first = result.passages[0]
+    assert SEED_SENTENCE in first.text and first.title == "山西晋中:统筹推进教育科技人才一体改革"
+    assert first.published == "2024-10-07 13:21"
+    assert milvus_kb.document(first.doc_id).text[first.start:first.end] == first.text
+    assert not (milvus_kb.folder / "manifest.json").exists()  # nothing of the index is kept locally
+    stats = milvus_kb.stats()
+    assert stats["store"].endswith("kb.db") and stats["documents"] == 1 and stats["chunks"] >= 5
+
+
+def test_the_cli_on_a_milvus_lite_store(tmp_path, minilm_path, rules_answering, capsys):
+    db = str(tmp_path / "cli.db")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "parks.txt").write_text("太原公园建设\n\n太原市今年新建了12座公园，绿地增加了300公顷。", encoding="utf-8")
+    (docs / "mines.txt").write_text("大同煤矿改造\n\n大同市完成了15处煤矿的智能化改造。", encoding="utf-8")
+    assert cli.main(["index", str(docs), "--store", db, "--model", minilm_path, "-q"]) == 0
+    assert "2 added" in capsys.readouterr().out
+    assert cli.main(["ask", "太原市今年新建了几座公园", "--store", db, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["answer"] == "12座" and "太原" in out["passages"][0]["title"]
+    assert cli.main(["status", "--store", db, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["documents"] == 2 and status["store"] == db
+    assert cli.main(["remove", str(docs / "mines.txt"), "--store", db]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", "--store", db, "--json"]) == 0
+    assert [d["title"] for d in json.loads(capsys.readouterr().out)["document_list"]] == ["太原公园建设"]
+    assert not (tmp_path / "index").exists()  # --store: no local index folder
+
+
+def test_ask_on_an_empty_milvus_store_says_build_one(tmp_path, capsys):
+    assert cli.main(["ask", "太原市今年新建了几座公园", "--store", str(tmp_path / "none.db")]) == 2
+    err = capsys.readouterr().err
+    assert "no index in" in err and f"--store {tmp_path / 'none.db'}" in err
+
+
+def test_an_unknown_store_uri_is_a_clear_error(tmp_path):
+    with pytest.raises(RagError, match="unknown store 'ftp://x'"):
+        KnowledgeBase(tmp_path / "index", store="ftp://x")
+
+
+WRITE = """
+import sys
+from rag.store.milvus import MilvusStore
+from tests.test_store_conformance import ARTICLES, batch_of, commit, document
+commit(MilvusStore(sys.argv[1]), batch_of([document(k) for k in ARTICLES]))
+"""
+READ = """
+import sys
+from rag.store.milvus import MilvusStore
+s = MilvusStore(sys.argv[1])
+top = s.view().lexical_top_k("晋中有几家省级博士创新站", 1)[0]
+print(s.stats()["documents"], s.document("doc-parks").title, s.view().chunks(top).popitem()[1].doc_id)
+"""
+
+
+def test_a_milvus_lite_file_reopens_in_another_process(tmp_path):
+    """Written by one process, read by the next (Milvus Lite releases the collections of a
+    reopened file: the store loads them), and a second process at the same time is refused
+    with a clear error."""
+    db = str(tmp_path / "kb.db")
+    for code in (WRITE, READ):
+        result = subprocess.run([sys.executable, "-c", code, db], cwd=REPO, capture_output=True, text=True,
+                                timeout=600, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["3", "太原市园林建设", "doc-talent"]
+    from rag.store.milvus import MilvusStore
+
+    held = MilvusStore(db)  # this process holds the file now
+    result = subprocess.run([sys.executable, "-c", READ, db], cwd=REPO, capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert result.returncode != 0 and "is open in one process at a time" in result.stderr
+    held.close()
+
+
+def test_the_dense_index_turns_hnsw_above_flat_max(tmp_path, monkeypatch):
+    """Exact search while small, HNSW once the collection passes FLAT_MAX (forced low here)."""
+    from rag.retrieval import search
+    from rag.store import milvus
+    from tests.test_store_conformance import ARTICLES, batch_of, commit, document, vector
+
+    monkeypatch.setattr(milvus, "FLAT_MAX", 3)
+    store = milvus.MilvusStore(str(tmp_path / "kb.db"))
+    try:
+        ids = commit(store, batch_of([document("parks")]))
+        assert len(ids) <= 3 and store.stats()["dense_index"] == "FLAT"
+        ids += commit(store, batch_of([document(k) for k in ARTICLES if k != "parks"]))
+        assert len(ids) > 3 and store.stats()["dense_index"] == "HNSW"
+        assert store.client.describe_index(store.chunks, "dense")["index_type"] == "HNSW"
+        view = store.view()
+        chunk = view.chunks([ids[-1]])[ids[-1]]
+        from rag.chunking import retrieval_text
+
+        query = vector(retrieval_text(chunk.title, chunk.text, chunk.heading))
+        assert view.dense_top_k(query, 1)[0].tolist() == [ids[-1]]
+        assert search(view, "煤矿智能化改造", query, 3, mode="dense")[0].chunk_id == ids[-1]
+    finally:
+        store.close()
