@@ -69,7 +69,7 @@ def instrument(kb) -> None:
     """Wrap what ``KnowledgeBase.add`` calls; the code that runs is the product's own."""
     import faiss
 
-    import rag.knowledge_base  # noqa: F401 (loads the modules whose names are wrapped)
+    import rag.knowledge_base
     import rag.store.local  # noqa: F401
     from rag import documents, lexical
     from rag.store import generations as store
