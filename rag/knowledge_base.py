@@ -443,7 +443,7 @@ class KnowledgeBase:
         if view is None or view.chunk_count() == 0:
             return []
         qvec = self._query_vector(question) if mode != "bm25" else None
-        depth = self.pipeline.rerank_depth if self.pipeline.reranker is not None else 0
+        depth = self.pipeline.pool(question)
         k = max(top_k, depth, OVERFETCH) if wanted else max(top_k, depth)
         hits = hybrid_search(view, question, qvec, k, mode, self.fusion)
         passages = wanted.apply(_passages(view, hits)) if wanted else _passages(view, hits)

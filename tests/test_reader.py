@@ -63,6 +63,16 @@ def test_an_answer_from_a_document_about_another_place_is_refused(reader, model_
     assert other.text == "90万吨" and other.span.passage == 1 and other.passages == (shaanxi, shanghai)
 
 
+def test_a_law_question_gets_the_article_it_names_first():
+    law = "中华人民共和国安全生产法"
+    articles = [Passage(f"第{n}条 生产经营单位应当……", law, "law.txt", None, 1.0, "law", 0, 10, i,
+                        heading=f"{law} > 第三章 > 第{n}条") for i, n in enumerate("一二三四五六七八九十")]
+    pipeline = Pipeline(RulesReader())
+    assert pipeline.pool("安全生产法第九条规定了什么") == 20 and pipeline.pool("安全生产法规定了什么") == 0
+    ordered = pipeline.rerank("安全生产法第九条规定了什么", articles)
+    assert ordered[0].heading.endswith("第九条") and len(ordered) == len(articles)
+
+
 def test_the_gate_names_the_places_an_answers_document_lacks():
     shaanxi = _report("陕西省", "全省粮食产量达到1300万吨。", 1)
     other = _report("上海市", "上海港集装箱吞吐量5506.3万标准箱。", 2)
