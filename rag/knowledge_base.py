@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -18,10 +17,10 @@ import numpy as np
 
 from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
 from .chunking import Chunk, ChunkSettings, chunk_text, retrieval_text
-from .config import TOKENIZER
-from .embedding import file_sha256
+from .config import TOKENIZER, TOP_K
 from .errors import DocumentError, QuestionError, RagError
 from .filters import OVERFETCH, Filters
+from .ingest.hashing import file_sha256, sha256_hex
 from .retrieval import MODES, FusionSettings, Hit
 from .retrieval import search as hybrid_search
 from .store import Batch, ChunkRow, IndexStore, StoreView, check_model, open_store
@@ -86,11 +85,6 @@ def check_top_k(top_k: int) -> int:
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
         raise QuestionError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}")
     return top_k
-
-
-def _sha(data: bytes | str, n: int = 64) -> str:
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    return hashlib.sha256(raw).hexdigest()[:n]
 
 
 def source_name(path: Path) -> str:
@@ -272,7 +266,7 @@ class KnowledgeBase:
             for doc in documents:
                 if not isinstance(doc, Document):
                     raise TypeError("add_documents takes Document values")
-                source = doc.source or f"document:{_sha(doc.text, 16)}"
+                source = doc.source or f"document:{sha256_hex(doc.text, 16)}"
                 yield source, None, (lambda doc=doc, source=source: _with_source(doc, source))
 
         return self._ingest(items(), AddReport(), lambda known: [])
@@ -317,7 +311,7 @@ class KnowledgeBase:
                     continue
                 prepared = loaded if isinstance(loaded, Prepared) else None
                 doc = prepared.doc if prepared is not None else loaded
-                content = _sha(doc.text)
+                content = sha256_hex(doc.text)
                 if old is not None and old[2] == content:
                     report.unchanged.append(source)
                     continue
@@ -326,7 +320,7 @@ class KnowledgeBase:
                     report.duplicates.append((source, twin))
                     log.info("%s has the same text as %s; skipped", source, twin)  # in report.duplicates
                     continue
-                doc_id = old[0] if old else (doc.doc_id or _sha(source, 16))
+                doc_id = old[0] if old else (doc.doc_id or sha256_hex(source, 16))
                 doc = replace(doc, doc_id=doc_id)
                 if old is not None:
                     pending.replace.append(doc_id)
@@ -425,7 +419,7 @@ class KnowledgeBase:
             self._query_cache[question] = vec
         return vec
 
-    def search(self, question: str, top_k: int = 5, mode: str = "hybrid", filters: dict | None = None) -> list[Passage]:
+    def search(self, question: str, top_k: int = TOP_K, mode: str = "hybrid", filters: dict | None = None) -> list[Passage]:
         """The ``top_k`` passages that best match ``question``, best first: the retriever's
         candidates (``mode``: hybrid, dense or bm25), the first of them reordered by the
         reranker. ``filters`` (see :mod:`rag.filters`: since, until, doc_type, doc_ids) keep
@@ -457,7 +451,7 @@ class KnowledgeBase:
     def answer_gate(self, gate: AnswerGate) -> None:
         self.pipeline.gate = gate
 
-    def answer(self, question: str, top_k: int = 5, *, mode: str = "hybrid", filters: dict | None = None) -> Answer:
+    def answer(self, question: str, top_k: int = TOP_K, *, mode: str = "hybrid", filters: dict | None = None) -> Answer:
         """The short answer to ``question`` with its evidence; ``text`` is None when the
         knowledge base holds nothing relevant (the closest passages are still returned).
 
@@ -544,7 +538,7 @@ def _with_source(doc: Document, source: str) -> Document:
     return replace(doc, source=source, title=_valid_text(doc.title))  # a title may be the file name
 
 
-def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = 5, filters: dict | None = None) -> Answer:
+def answer(question: str, index_dir: str | os.PathLike = "index", top_k: int = TOP_K, filters: dict | None = None) -> Answer:
     """Answer ``question`` from the index in ``index_dir`` (opened once per folder and reused)."""
     key = str(Path(index_dir).resolve())
     kb = _OPEN.get(key)
