@@ -67,7 +67,7 @@ def open_kind(kind: str, path) -> IndexStore:
     return MilvusStore(str(path / "kb.db"))
 
 
-@pytest.fixture(params=["local", "milvus"])
+@pytest.fixture(params=["local", pytest.param("milvus", marks=pytest.mark.slow)])  # Milvus Lite starts a server
 def kind(request) -> str:
     return request.param
 

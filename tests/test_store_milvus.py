@@ -15,6 +15,8 @@ from rag.errors import RagError
 
 from .conftest import REPO, SEED_QUESTION, SEED_SENTENCE
 
+pytestmark = pytest.mark.slow  # each test starts a Milvus Lite server
+
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
