@@ -17,7 +17,8 @@ class AnswerGate(GateSettings):
        when that is None, the reader's own calibrated threshold (``Reader.min_confidence``).
     3. The answer's document must name the places, organisations and persons the question
        names (in the title, heading or text of its passages shown): 「山西省长是谁」 is not
-       answered from Shaanxi's report, nor 「上海2025年粮食产量」 from Anhui's.
+       answered from Shaanxi's report, nor 「上海2025年粮食产量」 from Anhui's. When the
+       passage read lacks them, only the passages of documents that name them are read.
 
     The settings and their defaults are :class:`rag.config.GateSettings`.
     """
