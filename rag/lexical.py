@@ -105,7 +105,7 @@ def place_and_person_names(question: str) -> list[str]:
     none of them is about something else (「山西省长是谁」 read from Shaanxi's report)."""
     out = []
     for word, flag in _tagged(question):
-        if len(word) >= 2 and flag in ("ns", "nt", "nr", "nrfg", "nrt"):
+        if len(word) >= 2 and flag in _NAME_TAGS and flag != "nz":  # not "other proper nouns"
             name = _PLACE_SUFFIX_RE.sub("", word) if flag == "ns" else word
             if name not in out and name not in _COMMON_NAMES:
                 out.append(name)

@@ -63,6 +63,18 @@ def test_an_answer_from_a_document_about_another_place_is_refused(reader, model_
     assert other.text == "90万吨" and other.span.passage == 1 and other.passages == (shaanxi, shanghai)
 
 
+def test_search_style_rewrites_a_question_as_a_keyword_query():
+    import random
+
+    from rag.training.data import search_style
+
+    rng = random.Random(0)
+    queries = {search_style("中国国家博物馆于哪一年成立？", rng) for _ in range(20)}
+    assert all(q and "于" not in q and "？" not in q for q in queries)  # no preposition, no punctuation
+    assert any("哪一年" in q for q in queries) and any("哪" not in q for q in queries)
+    assert search_style("是谁？", rng) is None
+
+
 def test_a_law_question_gets_the_article_it_names_first():
     law = "中华人民共和国安全生产法"
     articles = [Passage(f"第{n}条 生产经营单位应当……", law, "law.txt", None, 1.0, "law", 0, 10, i,

@@ -27,13 +27,17 @@ class AnswerGate(GateSettings):
         return float(reader.min_confidence if self.min_confidence is None else self.min_confidence)
 
     @staticmethod
-    def names_missing(question: str, passages, answer_passage: int) -> list[str]:
-        """The question's names that the answer's document, as far as it is shown, lacks."""
+    def names_missing(question: str, passages, answer_passage: int, names: list[str] | None = None) -> list[str]:
+        """The question's names (``names``: computed once by the caller, else here) that the
+        answer's document, as far as it is shown, lacks."""
         from ..lexical import place_and_person_names
 
+        names = place_and_person_names(question) if names is None else names
+        if not names:
+            return []
         doc = passages[answer_passage].doc_id
         shown = "\n".join(f"{p.title}\n{p.heading}\n{p.text}" for p in passages if p.doc_id == doc)
-        return [n for n in place_and_person_names(question) if n not in shown]
+        return [n for n in names if n not in shown]
 
     def key_terms_missing(self, missing: list[str], missing_key_words: list[str], n_words: int) -> bool:
         """Whether the question's key terms are absent from the index."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from ..config import Environment
 from ..errors import RagError
+from ..lexical import place_and_person_names
 from ..types import Answer, Passage
 from .base import Reader, Reranker
 from .gate import AnswerGate
@@ -106,9 +107,10 @@ class Pipeline:
         if known <= 0 or missing:
             return Answer(question, None, passages, 0.0)  # its key terms are not in the index
         span = self.reader.read(question, passages, shares)
-        if span is not None and self.gate.names_missing(question, passages, span.passage):
+        names = place_and_person_names(question) if span is not None else []
+        if span is not None and self.gate.names_missing(question, passages, span.passage, names):
             # about another place or person: read only the documents that name them, if any
-            keep = [i for i in range(len(passages)) if not self.gate.names_missing(question, passages, i)]
+            keep = [i for i in range(len(passages)) if not self.gate.names_missing(question, passages, i, names)]
             span = self.reader.read(question, [passages[i] for i in keep], [shares[i] for i in keep]) if keep else None
             span = replace(span, passage=keep[span.passage]) if span is not None else None
         if span is None:

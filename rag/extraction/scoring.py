@@ -241,7 +241,8 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     stop = _CLAUSE_CUT_RE.search(text, first.end(), first.end() + 12)
     stop_at = stop.start() if stop else len(text) if len(text) - first.end() <= 12 else first.end()
     tail = text[first.end():stop_at]
-    tail = tail[:_QUALIFIER_RE.search(tail).start()] if _QUALIFIER_RE.search(tail) else tail
+    qualifier = _QUALIFIER_RE.search(tail)
+    tail = tail[:qualifier.start()] if qualifier else tail
     if tail and len(tail) <= 6 and not _covered(tail, question) and all(
             flag[:1] in "nqmx" for _, flag in _tag(tail)):
         return begin, first.end() + len(tail)

@@ -65,14 +65,13 @@ def search_style(question: str, rng: random.Random) -> str | None:
     """A search-engine version of ``question``: its words without particles, prepositions,
     conjunctions and punctuation, either keywords alone (「晋中 省级 博士 创新站」) or glued
     with the question word kept (「晋中省级博士创新站几家」); None when under two words."""
-    import jieba.posseg as pseg
-
-    from ..lexical import _QUESTION_RE
+    from ..zh import tag_words
+    from ..zh.lexicon import QUESTION_WORDS_RE
 
     keep_asked = rng.random() < 0.5
-    text = question if keep_asked else _QUESTION_RE.sub(" ", question)
-    words = [p.word.strip() for p in pseg.lcut(text)
-             if p.word.strip() and p.flag[:1] not in _DROPPED_TAGS and p.word not in ("是", "请问")]
+    text = question if keep_asked else QUESTION_WORDS_RE.sub(" ", question)
+    words = [w.strip() for w, flag in tag_words(text)
+             if w.strip() and flag[:1] not in _DROPPED_TAGS and w not in ("是", "请问")]
     if len(words) < 2:
         return None
     if len(words) > 5 and rng.random() < 0.5:  # searchers leave words out
