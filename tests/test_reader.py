@@ -14,6 +14,7 @@ from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, bes
 from rag.answering.rules import RulesReader
 from rag.answering.trained import TrainedReader, complete_quantity
 from rag.errors import ModelError, RagError
+from rag.extraction import slot_only
 from rag.types import Passage
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE
@@ -201,6 +202,23 @@ def test_count_answers_are_whole_quantities(question, text, span, whole):
     start = text.index(span)
     a, b = complete_quantity(question, text, start, start + len(span))
     assert text[a:b] == whole
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "span", "kept"),
+    [
+        ("广东粮食总产量创了哪一年以来的新高", "粮食总产量创2006年以来新高。", "2006年以来", "2006年"),
+        ("河南政府工作报告是哪天在人代会上作的", "2026年1月26日在河南省第十四届人民代表大会上", "2026年1月26日在", "2026年1月26日"),
+        ("尼科美德二世是谁的儿子？", "他是普鲁西阿斯二世的儿子。", "普鲁西阿斯二世的儿子", "普鲁西阿斯二世"),
+        ("纳希德毕业于哪所大学？", "毕业于英国利物浦约翰摩尔斯大学。", "英国利物浦约翰摩尔斯大学", "英国利物浦约翰摩尔斯大学"),
+        ("已满几周岁的人应当负刑事责任", "已满十四周岁的人", "十四周岁", "十四周岁"),  # a head noun stays
+        ("哪一年以来", "以来", "以来", "以来"),  # never emptied
+    ],
+)
+def test_a_span_stops_at_the_questions_slot(question, text, span, kept):
+    start = text.index(span)
+    a, b = slot_only(question, text, start, start + len(span))
+    assert text[a:b] == kept
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ..extraction import slot_only
 from ..extraction.candidates import _trim
 from ..types import Passage, Span
 from .model import ReaderNetwork, Scored
@@ -100,17 +101,24 @@ class TrainedReader:
         start, end = _trim(text, start, end, _STRIP)
         if end <= start:
             return None
-        start, end = complete_quantity(question, text, start, end)
+        start, end = complete_quantity(question, text, *slot_only(question, text, start, end))
         sent_start, sent_end = sentence_around(text, start, end)
         return Span(text[start:end], best, start, end, sent_start, sent_end, round(best_conf, 4), "model")
 
 
-def mixed(scored: Sequence[Scored], passages: Sequence[Passage], weight: float) -> list[float]:
-    """Relevance logits plus ``weight`` x the passages' retrieval scores scaled to [0, 1]."""
-    retrieval = [float(p.score) for p in passages]
-    lo, hi = min(retrieval, default=0.0), max(retrieval, default=0.0)
-    scale = (lambda x: (x - lo) / (hi - lo)) if hi > lo else (lambda x: 1.0)
-    return [s.relevance + weight * scale(r) for s, r in zip(scored, retrieval)]
+def mixed(scored: Sequence[Scored], passages: Sequence[Passage], weight: float,
+          dense_weight: float = 0.0) -> list[float]:
+    """Relevance logits plus ``weight`` x the passages' retrieval scores and ``dense_weight`` x
+    their dense scores, each scaled to [0, 1] over these passages."""
+    retrieval = _unit([float(p.score) for p in passages])
+    dense = _unit([float(p.dense_score or 0.0) for p in passages])
+    return [s.relevance + weight * r + dense_weight * d for s, r, d in zip(scored, retrieval, dense)]
+
+
+def _unit(values: list[float]) -> list[float]:
+    """Min-max to [0, 1]; all equal: all 1."""
+    lo, hi = min(values, default=0.0), max(values, default=0.0)
+    return [(x - lo) / (hi - lo) if hi > lo else 1.0 for x in values]
 
 
 def _key(question: str, p: Passage) -> str:

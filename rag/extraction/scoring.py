@@ -208,6 +208,22 @@ def count_span(question: str, text: str, start: int, end: int) -> tuple[int, int
     return start, _quantity_end(question, text, start, end)
 
 
+def slot_only(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A span cut back to the question's slot: when what the question says after its
+    interrogative begins with a function word (「创了哪一年以来的新高」, 「是哪天在人代会上作的」,
+    「是谁的儿子」) and the span ends with the start of it (「2006年以来」, 「2026年1月26日在」,
+    「普鲁西阿斯二世的儿子」), that end goes (「2006年」, 「2026年1月26日」, 「普鲁西阿斯二世」).
+    A head noun after the slot stays (「哪所大学」 -> 「…大学」)."""
+    slots = list(lx.SLOT_RE.finditer(question))
+    after = question[slots[-1].end():].rstrip("？?。！! ") if slots else ""
+    if not after or after[0] not in lx.SLOT_FOLLOWERS:
+        return start, end
+    for k in range(min(len(after), end - start - 1), 0, -1):
+        if text[end - k:end] == after[:k]:
+            return start, end - k
+    return start, end
+
+
 _CLAUSE_CUT_RE = re.compile(r"[，,；;。！!？?、]")
 _RATIO_RE = re.compile(r"\d\s?[∶:：]\s?\d")  # 「8.3∶41.4∶50.3」 is one answer
 _CHANGE_TO_RE = re.compile(r"(?:提高|增加|增长|提升|上升|扩大|下降|降低|减少|缩小|回落|压减)(?:到|至)")  # not a range

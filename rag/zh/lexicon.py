@@ -40,6 +40,12 @@ QUESTION_WORDS = ["请问", *INTERROGATIVES, "什么样", "多久", "多长", "�
 QUESTION_WORDS_RE = re.compile(longest_first(QUESTION_WORDS))
 # Single-character measure words a question may put after 几 / 多少 (几家, 多少所, 多少个).
 QUESTION_MEASURES = "家个名人位所项场次条件项亿万元年月天座台批届期篇户处种类支套笔"
+# The slot a question asks about: an interrogative with the measure word after it (哪一年, 几家).
+SLOT_RE = re.compile(rf"(?:{longest_first([w for w in INTERROGATIVES if w not in ('是否', '是不是', '有没有')])})"
+                     rf"[{QUESTION_MEASURES}]?")
+# Function words that begin what a question says after its slot (「哪一年以来」, 「哪天在…」,
+# 「谁的儿子」): the answer fills the slot, so a span that ends with them has run past it.
+SLOT_FOLLOWERS = "在于是的以为从到了"
 # The follow-up rewriter's question words: a measure word goes with 几 / 多少.
 FOLLOWUP_QUESTION_RE = re.compile(
     rf"(?:几[{QUESTION_MEASURES}]?|多少[{QUESTION_MEASURES}]?|"
