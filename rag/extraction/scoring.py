@@ -180,6 +180,10 @@ def _sentence_candidates(q: _Question, s: _Sentence, norm: str, rank: int) -> li
 
 
 _QUALIFIER_RE = re.compile(r"以上|以下|左右|上下|之多|余")
+# The same before a number (「近5000万人次」, 「超130万辆」, 「约44公里」); not the end of a word
+# (节约, 制约, 最近, 附近).
+_LEAD_QUALIFIER_RE = re.compile(r"(?:不超过|超过|不到|不足|将近|接近|大约|(?<![节制预合公条契签邀婚])约"
+                                r"|(?<![最附亲靠])近|(?<![赶])超|逾)$")
 _PER_UNIT_RE = re.compile(rf"/(?:{lx.UNIT_ALT})")  # 「29微克/立方米」
 # 「多少万标准箱」: a multiplier and the unit the question itself names (「几家省级博士创新站」
 # names the counted thing, not a unit; its 家 is a known measure word)
@@ -190,7 +194,7 @@ def count_span(question: str, text: str, start: int, end: int) -> tuple[int, int
     """The whole quantity a count answer ``text[start:end]`` should be: a span that stops inside
     a quantity (「5506.3」 of 「5506.3万标准箱」) is carried to the end of the number, its unit
     (a known measure word, or a multiplier and unit after the question's 多少: 「多少万标准箱」)
-    and a qualifier (「7%」 -> 「7%以上」); a span that goes on past its quantity with the
+    and a qualifier (「7%」 -> 「7%以上」, 「5000万人次」 -> 「近5000万人次」); a span that goes on past its quantity with the
     thing the question already names (「7家省级博士创新站」 for 「几家省级博士创新站」) stops
     after the quantity."""
     if end <= start or end > len(text):
@@ -205,7 +209,8 @@ def count_span(question: str, text: str, start: int, end: int) -> tuple[int, int
         tail = re.sub(r"^[的之]", "", text[_quantity_end(question, text, start, head.end()):end])
         if not tail or _covered(tail, question):
             end = head.end()
-    return start, _quantity_end(question, text, start, end)
+    lead = _LEAD_QUALIFIER_RE.search(text, max(0, start - 3), start) if _NUMERAL_RE.match(text, start) else None
+    return lead.start() if lead else start, _quantity_end(question, text, start, end)
 
 
 def slot_only(question: str, text: str, start: int, end: int) -> tuple[int, int]:
