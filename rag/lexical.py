@@ -90,18 +90,32 @@ def content_words(question: str) -> list[tuple[str, bool]]:
         if not any(ch.isalnum() for ch in word):
             continue
         seen.add(word)
-        key = flag in _NAME_TAGS or (flag.startswith("n") and freq.get(word, 0) > 0)
+        key = flag in _NAME_TAGS or (flag.startswith("n") and freq.get(word, 0) > 0 and not _category(question, word))
         out.append((word, key))
     return out
 
 
-_PLACE_SUFFIX_RE = re.compile(r"(?<=..)[省市县区]$")
+_CATEGORY_RE = re.compile(r"(?:什么|哪一?[个所种类家项位部]?)$")
+
+
+def _category(question: str, word: str) -> bool:
+    """Whether ``word`` is the kind of thing the question asks for (「什么型号」, 「哪所大学」):
+    the answer names one, and the text need not use the word itself (「飞行器AR-E3000」)."""
+    i = question.find(word)
+    while i >= 0:
+        if _CATEGORY_RE.search(question, 0, i):
+            return True
+        i = question.find(word, i + 1)
+    return False
+
+
+_PLACE_SUFFIX_RE = re.compile(r"(?<=..)(?:地区|自治区|自治州|[省市县区州])$")
 _COMMON_NAMES = frozenset(("中国", "我国", "中华人民共和国", "全国", "国家", "国务院", "中央"))  # said in many ways
 
 
 def place_and_person_names(question: str) -> list[str]:
     """Places, organisations and persons the question names (jieba's ns/nt/nr tags), a
-    place's 省/市/县/区 dropped (「山西省」 -> 「山西」): an answer from a passage that names
+    place's 省/市/县/区/地区/自治区 dropped (「山西省」, 「山西地区」 -> 「山西」): an answer from a passage that names
     none of them is about something else (「山西省长是谁」 read from Shaanxi's report)."""
     out = []
     for word, flag in _tagged(question):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.lexical import BM25Index, content_words, tokenize
+from rag.lexical import BM25Index, content_words, place_and_person_names, tokenize
 
 TEXTS = [
     "晋中市建立院士工作站3家，获批设立1家国家博士后科研站，7家省级博士创新站。",
@@ -89,6 +89,16 @@ def test_content_words_of_a_question():
     assert "几家" not in words and "有" not in words  # question and function words go
     assert dict(content_words("火星上有几家省级博士创新站"))["火星"] is True  # a dictionary noun
     assert content_words("是什么？") == []
+    # the kind of thing asked for need not be in the text (「飞行器AR-E3000」 for 什么型号)
+    words = dict(content_words("首飞成功的电动垂直起降飞行器是什么型号"))
+    assert words["型号"] is False and words["飞行器"] is True
+    assert dict(content_words("纳希德毕业于哪所大学"))["大学"] is False
+
+
+def test_place_names_lose_their_administrative_suffix():
+    assert place_and_person_names("广东地区生产总值是多少") == ["广东"]  # not 「广东地」
+    assert place_and_person_names("山西省长是谁") == ["山西"]
+    assert place_and_person_names("内蒙古自治区粮食产量是多少") == ["内蒙古"]
 
 
 def test_missing_words(index):
