@@ -14,7 +14,7 @@ from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, bes
 from rag.answering.rules import RulesReader
 from rag.answering.trained import TrainedReader, complete_quantity
 from rag.errors import ModelError, RagError
-from rag.extraction import slot_only
+from rag.extraction import list_only, slot_only
 from rag.types import Passage
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE
@@ -223,6 +223,22 @@ def test_count_answers_are_whole_quantities(question, text, span, whole):
 def test_a_span_stops_at_the_questions_slot(question, text, span, kept):
     start = text.index(span)
     a, b = slot_only(question, text, start, start + len(span))
+    assert text[a:b] == kept
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "span", "kept"),
+    [
+        ("考核内容包括哪4个方面", "包括产品生产能力、市场流通能力、调控保障能力等3个方面。",
+         "产品生产能力、市场流通能力、调控保障能力等3个方面", "产品生产能力、市场流通能力、调控保障能力"),
+        ("哪几个产业入围了名单", "绍兴黄酒、金华火腿、西湖龙井茶3个产业入围", "绍兴黄酒、金华火腿、西湖龙井茶3个", "绍兴黄酒、金华火腿、西湖龙井茶"),
+        ("重点支持了哪些企业", "支持医疗、物资等领域的174家企业。", "医疗、物资等领域的174家企业", "医疗、物资等领域的174家企业"),
+        ("新增了多少家企业", "医疗、物资等3家", "医疗、物资等3家", "医疗、物资等3家"),  # not a list question
+    ],
+)
+def test_a_list_answer_drops_its_count(question, text, span, kept):
+    start = text.index(span)
+    a, b = list_only(question, text, start, start + len(span))
     assert text[a:b] == kept
 
 

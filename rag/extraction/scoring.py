@@ -229,6 +229,22 @@ def slot_only(question: str, text: str, start: int, end: int) -> tuple[int, int]
     return start, end
 
 
+# 「…等4个方面」, 「…3项措施」: the count of a list, after its last item
+_LIST_COUNT_RE = re.compile(r"等?[\d一二三四五六七八九十两]+[个项类种条家所大只座批][\u4e00-\u9fff]{0,4}$")
+
+
+def list_only(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A list answer without the count after it: for 「考核内容包括哪4个方面」, 「产品生产能力、…、
+    调控保障能力等4个方面」 -> 「产品生产能力、…、调控保障能力」. A count said of something else
+    (「…等领域的174家企业」) stays."""
+    if not lx.LIST_QUESTION_RE.search(question) or "、" not in text[start:end]:
+        return start, end
+    m = _LIST_COUNT_RE.search(text, start, end)
+    if m and m.start() > start and text[m.start() - 1] != "的":
+        return start, m.start()
+    return start, end
+
+
 _CLAUSE_CUT_RE = re.compile(r"[，,；;。！!？?、]")
 _RATIO_RE = re.compile(r"\d\s?[∶:：]\s?\d")  # 「8.3∶41.4∶50.3」 is one answer
 _CHANGE_TO_RE = re.compile(r"(?:提高|增加|增长|提升|上升|扩大|下降|降低|减少|缩小|回落|压减)(?:到|至)")  # not a range

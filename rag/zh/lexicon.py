@@ -46,6 +46,8 @@ SLOT_RE = re.compile(rf"(?:{longest_first([w for w in INTERROGATIVES if w not in
 # Function words that begin what a question says after its slot (「哪一年以来」, 「哪天在…」,
 # 「谁的儿子」): the answer fills the slot, so a span that ends with them has run past it.
 SLOT_FOLLOWERS = "在于是的以为从到了"
+# A question that asks for a list (哪些, 哪几个, 哪4个, 哪三项).
+LIST_QUESTION_RE = re.compile(r"哪些|哪几|哪[\d一二三四五六七八九十两]")
 # The follow-up rewriter's question words: a measure word goes with 几 / 多少.
 FOLLOWUP_QUESTION_RE = re.compile(
     rf"(?:几[{QUESTION_MEASURES}]?|多少[{QUESTION_MEASURES}]?|"
