@@ -250,6 +250,43 @@ _RATIO_RE = re.compile(r"\d\s?[∶:：]\s?\d")  # 「8.3∶41.4∶50.3」 is one
 _CHANGE_TO_RE = re.compile(r"(?:提高|增加|增长|提升|上升|扩大|下降|降低|减少|缩小|回落|压减)(?:到|至)")  # not a range
 
 
+_RESPECTIVELY_RE = re.compile(r"分别")
+_ITEM_SPLIT_RES = (re.compile(r"、"), re.compile(r"、|和|及|与"))
+_SENTENCE_CUT_RE = re.compile(r"[，,；;。！!？?：:]")
+
+
+def respective(question: str, text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The quantity of the item the question names, in 「A、B分别达到X和Y」 (「数字化研发设计工具
+    普及率达到多少」 -> 「85.8%」, whichever of X and Y the span took): the items before 分别
+    and the quantities after it pair up in order. None unless the counts agree and one item
+    matches the question best."""
+    for m in _RESPECTIVELY_RE.finditer(text, max(0, start - 40), min(len(text), end + 40)):
+        cut = _SENTENCE_CUT_RE.search(text, m.end())
+        stop = cut.start() if cut else len(text)
+        if not (m.start() <= end and start <= stop):
+            continue  # the span is not this sentence's quantities
+        before = [c.end() for c in _SENTENCE_CUT_RE.finditer(text, max(0, m.start() - 80), m.start())]
+        head = text[before[-1] if before else max(0, m.start() - 80):m.start()]
+        qty = sorted((q for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE) for q in rx.finditer(text, m.end(), stop)),
+                     key=lambda q: q.start())
+        # 、 first: 和/及/与 also occur inside words (普及率)
+        items = next((i for i in ([t for t in rx.split(head) if t] for rx in _ITEM_SPLIT_RES) if len(i) == len(qty)), [])
+        if len(items) < 2:
+            continue
+        match = [_bigram_share(item, question) for item in items]
+        best = max(match)
+        if best > 0 and match.count(best) == 1:
+            q = qty[match.index(best)]
+            return q.start(), q.end()
+    return None
+
+
+def _bigram_share(item: str, question: str) -> float:
+    """The share of ``item``'s Chinese bigrams found in ``question``."""
+    grams = {g for run in _HAN_RE.findall(item) for g in (run[i:i + 2] for i in range(len(run) - 1))}
+    return sum(g in question for g in grams) / len(grams) if grams else 0.0
+
+
 def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, int]:
     """A count answer narrowed to one quantity: a span over several clauses keeps the clause
     whose words (with what precedes it in its clause) best match the question (「7227家、高新
@@ -260,6 +297,7 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     「29微克/立方米」) and is then completed by :func:`count_span`."""
     if _RATIO_RE.search(text, start, end):
         return start, end
+    start, end = respective(question, text, start, end) or (start, end)
     cuts = [start] + [m.end() for m in _CLAUSE_CUT_RE.finditer(text, start, end)] + [end]
     clauses = [(a, b) for a, b in pairwise(cuts) if _NUMERAL_RE.search(text, a, b)]
     if not clauses:
