@@ -303,7 +303,9 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     if not clauses:
         return start, end
     if len(clauses) > 1:
-        start, end = max(clauses, key=lambda c: (_lead_match(text, c[0], c[1], question), -c[0]))
+        verb = _slot_verb(question)
+        start, end = max(clauses, key=lambda c: (bool(verb) and verb in _lead(text, c[0], c[1]),
+                                                 _lead_match(text, c[0], c[1], question), -c[0]))
     changes = [m for m in _CHANGE_TO_RE.finditer(text, start, end) if _NUMERAL_RE.match(text, m.end())]
     if changes:
         start = changes[-1].end()
@@ -324,13 +326,29 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     return begin, first.end()
 
 
-def _lead_match(text: str, a: int, b: int, question: str) -> float:
-    """How well the words before a clause's first numeral (back to where its clause begins)
-    match the question: Chinese bigrams found in it, less half of those not found."""
+def _lead(text: str, a: int, b: int) -> str:
+    """The words before a clause's first numeral, back to where its clause begins."""
     lo = max(0, a - 20)
     cuts = [m.end() for m in _CLAUSE_CUT_RE.finditer(text, lo, a)]
     num = _NUMERAL_RE.search(text, a, b)
-    lead = text[cuts[-1] if cuts else lo:num.start() if num else b]
+    return text[cuts[-1] if cuts else lo:num.start() if num else b]
+
+
+def _slot_verb(question: str) -> str:
+    """The two characters just before a count question's slot (「达到多少」, 「增长多少」), unless
+    a copula ends them (「是多少」, 「有多少」): the clause that says them before its number holds
+    the answer (「增长5.5%、达到10.3万亿元」 for 「达到多少」)."""
+    slot = lx.SLOT_RE.search(question)
+    before = re.sub(r"了$", "", question[:slot.start()]) if slot else ""
+    if len(before) < 2 or before[-1] in "是为有约共" or not _HAN_RE.fullmatch(before[-2:]):
+        return ""
+    return before[-2:]
+
+
+def _lead_match(text: str, a: int, b: int, question: str) -> float:
+    """How well the words before a clause's first numeral (back to where its clause begins)
+    match the question: Chinese bigrams found in it, less half of those not found."""
+    lead = _lead(text, a, b)
     grams = {lead[i:i + 2] for i in range(len(lead) - 1) if _HAN_RE.fullmatch(lead[i:i + 2])}
     found = sum(g in question for g in grams)
     return found - 0.5 * (len(grams) - found)
