@@ -263,8 +263,8 @@ def respective(question: str, text: str, start: int, end: int) -> tuple[int, int
     for m in _RESPECTIVELY_RE.finditer(text, max(0, start - 40), min(len(text), end + 40)):
         cut = _SENTENCE_CUT_RE.search(text, m.end())
         stop = cut.start() if cut else len(text)
-        if not (m.start() <= end and start <= stop):
-            continue  # the span is not this sentence's quantities
+        if not (m.end() <= start and end <= stop):
+            continue  # the span is not (only) among this sentence's quantities
         before = [c.end() for c in _SENTENCE_CUT_RE.finditer(text, max(0, m.start() - 80), m.start())]
         head = text[before[-1] if before else max(0, m.start() - 80):m.start()]
         qty = sorted((q for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE) for q in rx.finditer(text, m.end(), stop)),
@@ -302,10 +302,12 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     clauses = [(a, b) for a, b in pairwise(cuts) if _NUMERAL_RE.search(text, a, b)]
     if not clauses:
         return start, end
+    verb = _slot_verb(question)
     if len(clauses) > 1:
-        verb = _slot_verb(question)
         start, end = max(clauses, key=lambda c: (bool(verb) and verb in _lead(text, c[0], c[1]),
                                                  _lead_match(text, c[0], c[1], question), -c[0]))
+    elif verb and verb not in _lead(text, start, end):
+        start, end = _next_saying(text, end, verb) or (start, end)
     changes = [m for m in _CHANGE_TO_RE.finditer(text, start, end) if _NUMERAL_RE.match(text, m.end())]
     if changes:
         start = changes[-1].end()
@@ -332,6 +334,18 @@ def _lead(text: str, a: int, b: int) -> str:
     cuts = [m.end() for m in _CLAUSE_CUT_RE.finditer(text, lo, a)]
     num = _NUMERAL_RE.search(text, a, b)
     return text[cuts[-1] if cuts else lo:num.start() if num else b]
+
+
+def _next_saying(text: str, end: int, verb: str) -> tuple[int, int] | None:
+    """The clause right after ``end`` (「增长5.5%、达到10.3万亿元」) when it says ``verb`` before
+    its number."""
+    cut = _CLAUSE_CUT_RE.match(text, end)
+    if not cut or cut.group() in "。！!？?":
+        return None
+    stop = _CLAUSE_CUT_RE.search(text, cut.end())
+    b = stop.start() if stop else len(text)
+    num = _NUMERAL_RE.search(text, cut.end(), b)
+    return (cut.end(), b) if num and verb in text[cut.end():num.start()] else None
 
 
 def _slot_verb(question: str) -> str:
