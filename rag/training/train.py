@@ -130,7 +130,7 @@ def _save(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m rag.training", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     ap.add_argument("--sets", default=",".join(TRAIN_SETS))
@@ -156,7 +156,128 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of questions also trained as search-engine queries (data.search_style)")
     ap.add_argument("--base", type=Path, default=None, help="converted e5 folder (default: the bundled model)")
     ap.add_argument("--threads", type=int, default=0)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def load_data(args: argparse.Namespace, tok, sets: list[str]) -> tuple[list[list[dict]], dict[str, list[Example]]]:
+    """Tokenized training groups and held-out examples per set, cached in ``examples.pt``
+    under ``--out`` so that a resumed run trains on exactly the same data."""
+    import torch
+
+    cache = args.out / "examples.pt"
+    if cache.is_file():
+        data = torch.load(cache, weights_only=False)
+        return data["train"], data["heldout"]
+    repeat = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in args.repeat.split(",") if "=" in kv}
+    data = {"train": [], "heldout": {}}
+    for name in sets:
+        train = build_examples(args.data_dir, name, heldout=False, negatives=args.negatives, seed=args.seed,
+                               search_share=args.search_share)
+        held = build_examples(args.data_dir, name, heldout=True, negatives=args.negatives, seed=args.seed,
+                              search_share=1.0 if args.search_share else 0.0)
+        if args.limit:
+            train = train[:args.limit]
+        groups = [g for g in (tokenize_example(tok, ex, args.max_length) for ex in train) if g]
+        data["train"] += groups * repeat.get(name, 1)
+        for label, part in ((name, [e for e in held if not e.qid.endswith("#search")]),
+                            (f"{name}/search", [e for e in held if e.qid.endswith("#search")])):
+            if part:
+                data["heldout"][label] = random.Random(args.seed).sample(part, min(args.eval_n, len(part)))
+        log.info("%s: %d training questions (%d kept), %d held-out", name, len(train), len(groups), len(held))
+    _save(cache, data)
+    return data["train"], data["heldout"]
+
+
+def load_model(args: argparse.Namespace, base: Path):
+    """The reader on ``base``: fresh heads, or ``--init``'s trained weights; dropout off."""
+    model = build_model(base, freeze_layers=args.freeze_layers)
+    if args.init:
+        from safetensors.torch import load_file
+
+        from ..answering.model import WEIGHTS
+
+        model.load_state_dict({k: v.float() for k, v in load_file(str(args.init / WEIGHTS)).items()}, strict=False)
+        log.info("started from %s", args.init)
+    model.train(False)  # dropout off: see the module docstring
+    return model
+
+
+def _optimizer(args: argparse.Namespace, model):
+    """AdamW with the encoder and the heads at their own learning rates; linear warm-up,
+    then linear decay to 0. Returns the optimizer, the schedule and the trained parameters."""
+    import torch
+
+    heads = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
+    opt = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": heads, "lr": args.head_lr}],
+                            weight_decay=0.01)
+    warm = max(1, int(args.warmup * args.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (args.steps - s) / max(1, args.steps - warm)))
+    return opt, sched, body + heads
+
+
+def train(args: argparse.Namespace, model, tok, groups: list[list[dict]], heldout: dict[str, list[Example]]) -> None:
+    """Train to ``--steps``, resuming from ``checkpoint.pt`` under ``--out`` if there is one;
+    a checkpoint every ``--ckpt-every`` steps and a held-out evaluation every
+    ``--eval-every`` steps (and both at the last), one ``log.jsonl`` line per step."""
+    import torch
+
+    opt, sched, params = _optimizer(args, model)
+    step, epoch, cursor = 0, 0, 0
+    ckpt = args.out / "checkpoint.pt"
+    rng = random.Random(args.seed)
+    if ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step, epoch, cursor = state["step"], state["epoch"], state["cursor"]
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed at step %d", step)
+    plan = batches(groups, args.batch, random.Random(args.seed + epoch))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 1
+    t0, seen = time.perf_counter(), 0
+    with open(args.out / "log.jsonl", "a", encoding="utf-8") as logf:
+        while step < args.steps:
+            if cursor >= len(plan):
+                epoch, cursor = epoch + 1, 0
+                plan = batches(groups, args.batch, random.Random(args.seed + epoch))
+            batch = collate([groups[g] for g in plan[cursor]], pad)
+            span, rel = losses(model, batch)
+            loss = span + rel
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step, cursor, seen = step + 1, cursor + 1, seen + len(batch[4])
+            rate = seen / (time.perf_counter() - t0)
+            _log(logf, {"step": step, "loss": round(loss.item(), 4), "span": round(span.item(), 4),
+                        "rel": round(float(rel.detach()), 4), "q_per_s": round(rate, 3), "epoch": epoch,
+                        "lr": sched.get_last_lr()[0], "time": round(time.time())})
+            if step % args.ckpt_every == 0 or step == args.steps:
+                _save(ckpt, {"model": trainable_state(model), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                             "step": step, "epoch": epoch, "cursor": cursor, "rng": rng.getstate(),
+                             "torch_rng": torch.get_rng_state(),
+                             "args": vars(args) | {"data_dir": str(args.data_dir)}})
+            if step % args.eval_every == 0 or step == args.steps:
+                for name, exs in heldout.items():
+                    res = evaluate(model, tok, exs, args.max_length)
+                    _log(logf, {"step": step, "eval": name} | res)
+                    log.info("step %d %s: %s", step, name, res)
+                log.info("step %d loss %.3f (%.2f questions/s)", step, loss.item(), rate)
+
+
+def _log(logf, record: dict) -> None:
+    """One ``log.jsonl`` line, flushed: a run stopped at any step keeps its log."""
+    logf.write(json.dumps(record) + "\n")
+    logf.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
@@ -173,91 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     tok = AutoTokenizer.from_pretrained(str(base))
     args.out.mkdir(parents=True, exist_ok=True)
     sets = [s for s in args.sets.split(",") if s]
-    repeat = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in args.repeat.split(",") if "=" in kv}
-
-    cache = args.out / "examples.pt"
-    if cache.is_file():
-        data = torch.load(cache, weights_only=False)
-    else:
-        data = {"train": [], "heldout": {}}
-        for name in sets:
-            train = build_examples(args.data_dir, name, heldout=False, negatives=args.negatives, seed=args.seed,
-                                   search_share=args.search_share)
-            held = build_examples(args.data_dir, name, heldout=True, negatives=args.negatives, seed=args.seed,
-                                  search_share=1.0 if args.search_share else 0.0)
-            if args.limit:
-                train = train[:args.limit]
-            groups = [g for g in (tokenize_example(tok, ex, args.max_length) for ex in train) if g]
-            data["train"] += groups * repeat.get(name, 1)
-            for label, part in ((name, [e for e in held if not e.qid.endswith("#search")]),
-                                (f"{name}/search", [e for e in held if e.qid.endswith("#search")])):
-                if part:
-                    data["heldout"][label] = random.Random(args.seed).sample(part, min(args.eval_n, len(part)))
-            log.info("%s: %d training questions (%d kept), %d held-out", name, len(train), len(groups), len(held))
-        _save(cache, data)
-    groups, heldout = data["train"], data["heldout"]
-
-    model = build_model(base, freeze_layers=args.freeze_layers)
-    if args.init:
-        from safetensors.torch import load_file
-
-        from ..answering.model import WEIGHTS
-
-        model.load_state_dict({k: v.float() for k, v in load_file(str(args.init / WEIGHTS)).items()}, strict=False)
-        log.info("started from %s", args.init)
-    model.train(False)  # dropout off: see the module docstring
-    heads = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
-    opt = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": heads, "lr": args.head_lr}],
-                            weight_decay=0.01)
-    warm = max(1, int(args.warmup * args.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to 0
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (args.steps - s) / max(1, args.steps - warm)))
-    step, epoch, cursor = 0, 0, 0
-    ckpt = args.out / "checkpoint.pt"
-    rng = random.Random(args.seed)
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"], strict=False)
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step, epoch, cursor = state["step"], state["epoch"], state["cursor"]
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        log.info("resumed at step %d", step)
-    plan = batches(groups, args.batch, random.Random(args.seed + epoch))
-    logf = open(args.out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (closed at the end)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 1
-    t0, seen = time.perf_counter(), 0
-    while step < args.steps:
-        if cursor >= len(plan):
-            epoch, cursor = epoch + 1, 0
-            plan = batches(groups, args.batch, random.Random(args.seed + epoch))
-        batch = collate([groups[g] for g in plan[cursor]], pad)
-        span, rel = losses(model, batch)
-        loss = span + rel
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(body + heads, 1.0)
-        opt.step()
-        sched.step()
-        step, cursor, seen = step + 1, cursor + 1, seen + len(batch[4])
-        rate = seen / (time.perf_counter() - t0)
-        logf.write(json.dumps({"step": step, "loss": round(loss.item(), 4), "span": round(span.item(), 4),
-                               "rel": round(float(rel.detach()), 4), "q_per_s": round(rate, 3), "epoch": epoch,
-                               "lr": sched.get_last_lr()[0], "time": round(time.time())}) + "\n")
-        logf.flush()
-        if step % args.ckpt_every == 0 or step == args.steps:
-            _save(ckpt, {"model": trainable_state(model), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                         "step": step, "epoch": epoch, "cursor": cursor, "rng": rng.getstate(),
-                         "torch_rng": torch.get_rng_state(), "args": vars(args) | {"data_dir": str(args.data_dir)}})
-        if step % args.eval_every == 0 or step == args.steps:
-            for name, exs in heldout.items():
-                res = evaluate(model, tok, exs, args.max_length)
-                logf.write(json.dumps({"step": step, "eval": name} | res) + "\n")
-                logf.flush()
-                log.info("step %d %s: %s", step, name, res)
-            log.info("step %d loss %.3f (%.2f questions/s)", step, loss.item(), rate)
+    groups, heldout = load_data(args, tok, sets)
+    model = load_model(args, base)
+    train(args, model, tok, groups, heldout)
     if args.export:
         meta = {"freeze_layers": args.freeze_layers, "max_length": args.max_length, "steps": args.steps,
                 "batch": args.batch, "negatives": args.negatives, "lr": args.lr, "seed": args.seed,
@@ -265,7 +304,6 @@ def main(argv: list[str] | None = None) -> int:
                 "init": str(args.init) if args.init else None}
         path = export(model, args.export, meta)
         log.info("exported %s (%.1f MB)", path, path.stat().st_size / 1e6)
-    logf.close()
     return 0
 
 

@@ -121,7 +121,7 @@ UNIT_ALT = "|".join(re.escape(u) for u in UNITS)
 # Adjective after 多 in 「多高」 etc. -> expected unit family.
 ADJ_FAMILY = {**dict.fromkeys("高长深远宽厚粗", "length"), "重": "weight", "久": "time", "大": ""}
 # The measure words whose numbers the check of written answers compares
-# (rag.answering.generate): 8家 is not backed by 「五届八次」.
+# (rag.answering.grounding): 8家 is not backed by 「五届八次」.
 CHECKED_UNITS = sorted(
     words(
         "个百分点 个小时 个月 人次 万人 亿元 万元 千元 元 % ‰ 家 个 人 名 位 所 场 项 次 件 条 座 台 辆 种 类 "
