@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .answering import AnswerGate, Pipeline, Reader, Reranker, make_reader, make_reranker
-from .config import TOKENIZER, TOP_K, ChunkSettings
+from .config import TOKENIZER, TOP_K, ChunkSettings, VectorIndexSettings
 from .errors import QuestionError, RagError
 from .filters import OVERFETCH, Filters
 from .ingest.ingestor import (
@@ -66,6 +66,8 @@ class KnowledgeBase:
 
     ``store`` says where the index lives: ``local`` (default: ``index_dir``), a Milvus Lite
     file (``index.db``), a Milvus server (``http://host:19530``) or an :class:`IndexStore`.
+    A new index records its chunking, tokenizer and ``vector_index`` settings; an existing
+    one is opened with those it recorded.
 
     A long ``add`` commits what it has embedded every ``commit_every`` chunks and every
     ``commit_seconds`` (stretched to 10x the last commit's duration, so commits never take
@@ -89,6 +91,7 @@ class KnowledgeBase:
         commit_seconds: float = 60.0,
         generator: Generator | None = None,
         store: str | IndexStore | None = None,
+        vector_index: VectorIndexSettings | None = None,
     ) -> None:
         from .embedding import load_embedder
 
@@ -106,9 +109,10 @@ class KnowledgeBase:
         else:
             embedder = load_embedder(model)
         chunking = (stored or {}).get("chunking") or {"size": chunk_size, "overlap": chunk_overlap}
-        self.ingestor = Ingestor(self.store, embedder, ChunkSettings(**chunking),
-                                 (stored or {}).get("tokenizer", tokenizer), commit_every=commit_every,
-                                 commit_seconds=commit_seconds, on_commit=self._query_cache.clear)
+        self.ingestor = Ingestor(
+            self.store, embedder, ChunkSettings(**chunking), (stored or {}).get("tokenizer", tokenizer),
+            vector_index=VectorIndexSettings.recorded(stored) if stored is not None else vector_index,
+            commit_every=commit_every, commit_seconds=commit_seconds, on_commit=self._query_cache.clear)
         reader_obj = make_reader(reader)
         self.pipeline = Pipeline(reader_obj, make_reranker(reranker, reader_obj))
         self.generator = generator  # optional written answers: rag.answering.write_answer / stream_answer

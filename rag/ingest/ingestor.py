@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..chunking import Chunk, ChunkSettings, chunk_text, retrieval_text
+from ..config import VECTOR_INDEX_KEY, VectorIndexSettings
 from ..errors import DocumentError, RagError
 from ..store import Batch, ChunkRow, IndexStore
 from ..types import Document
@@ -116,17 +117,18 @@ class Ingestor:
     """Writes documents into ``store``: read, check for changes and twins, chunk, embed, commit.
 
     ``settings()`` is what a new index records about how it is built (the embedder's model
-    and dimension, ``chunking``, ``tokenizer``). ``on_commit`` runs after every commit (the
+    and dimension, ``chunking``, ``tokenizer``, ``vector_index``). ``on_commit`` runs after every commit (the
     knowledge base drops its cached query vectors).
     """
 
     def __init__(self, store: IndexStore, embedder, chunking: ChunkSettings, tokenizer: str, *,
-                 commit_every: int = 2000, commit_seconds: float = 60.0,
-                 on_commit: Callable[[], None] | None = None) -> None:
+                 vector_index: VectorIndexSettings | None = None, commit_every: int = 2000,
+                 commit_seconds: float = 60.0, on_commit: Callable[[], None] | None = None) -> None:
         self.store = store
         self.embedder = embedder
         self.chunking = chunking
         self.tokenizer = tokenizer
+        self.vector_index = vector_index or VectorIndexSettings()
         self.commit_every = commit_every
         self.commit_seconds = commit_seconds
         self.progress = False  # progress bars while reading and embedding
@@ -139,6 +141,7 @@ class Ingestor:
             "dim": int(self.embedder.dim),
             "chunking": {"size": self.chunking.size, "overlap": self.chunking.overlap},
             "tokenizer": self.tokenizer,
+            VECTOR_INDEX_KEY: self.vector_index.as_dict(),
         }
 
     # -- what comes in -------------------------------------------------------------------
