@@ -130,15 +130,8 @@ class KnowledgeBase:
         return self.ingestor.settings()
 
     # -- writing (rag.ingest.ingestor) ---------------------------------------------------
-    def add(
-        self,
-        paths: Iterable[str | os.PathLike] | str | os.PathLike,
-        *,
-        prune: bool = False,
-        progress: bool = False,
-        ray: str | None = None,
-        ray_workers: int | None = None,
-    ) -> AddReport:
+    def add(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, prune: bool = False,
+            progress: bool = False, ray: str | None = None, ray_workers: int | None = None) -> AddReport:
         """Index files and folders: new files are added, changed ones replaced, unchanged
         ones skipped; with ``prune``, documents whose files are gone from the given folders
         are removed. Unreadable files are reported in ``failed``; the rest are indexed.
