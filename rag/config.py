@@ -5,9 +5,9 @@ defaults from here, so that ``rag ask``, the web page and ``rag eval`` answer wi
 settings, and a default changed here changes everywhere. The settings an index is built
 with (chunking, tokenizer, the kind of vector index) are written to its manifest.
 
-The vector index's thresholds (exact search up to 20,000 vectors, then IVF) are measured
-constants of the store (``rag.store``: ``FLAT_MAX``, ``IVF_*``); the manifest records the
-kind chosen (``vector_index``).
+The vector index's settings (exact search up to 20,000 vectors, then IVF or, in Milvus,
+HNSW) are recorded in the manifest too (``vector_index_settings``), next to the kind the
+store chose for the index's size (``vector_index``).
 
 Importing this module is cheap (no numpy, no models): the CLI reads it before anything loads.
 """
@@ -15,7 +15,8 @@ Importing this module is cheap (no numpy, no models): the CLI reads it before an
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 
 TOP_K = 5  # passages an answer lists: `rag ask --top-k`, the web page, the HTTP API, KnowledgeBase.answer
 SEARCH_TOP_K = 20  # passages retrieved per question by `rag eval` (recall@1/5/20)
@@ -86,6 +87,58 @@ class FusionSettings:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}")
         if self.pool < 1:
             raise ValueError("pool must be at least 1")
+
+
+VECTOR_INDEX_KEY = "vector_index_settings"  # where a manifest records them (absent before: the defaults)
+
+
+@dataclass(frozen=True)
+class VectorIndexSettings:
+    """How the store indexes the dense vectors (rag.store.generations: new_vector_index,
+    fit_vector_index; the Milvus store's dense index).
+
+    Exact search reads every vector (1.5 KB each) for every question: ~1 ms at 20k vectors,
+    memory-bound above (~10 ms at 100k, ~60 ms at 1M). Above ``flat_max`` vectors an inverted
+    file (float16 codes, about 2 sqrt(n) lists) scans ``ivf_probe_fraction`` of its lists (at
+    least ``ivf_min_probe``): recall@10 >= 0.98 against exact search on real e5 vectors
+    (benchmarks/scale.py, benchmarks/README.md). An IVF index that falls below ``ivf_shrink``
+    goes back to exact search, and is retrained when the ideal list count drifts
+    ``ivf_rebuild_factor`` times from its own. The Milvus store switches to HNSW above the same
+    ``flat_max`` (``hnsw_m``, ``hnsw_ef_construction``; a search's ``ef`` at least ``hnsw_ef_search``).
+    """
+
+    flat_max: int = 20_000  # collections up to this size use exact search
+    ivf_shrink: int = 10_000  # an IVF index that falls below this goes back to exact search
+    ivf_rebuild_factor: float = 4  # retrain when the ideal list count drifts this far from the current one
+    ivf_train_per_list: int = 40  # training points per inverted list (faiss's minimum is 39)
+    ivf_probe_fraction: float = 1 / 8  # share of the lists one query scans
+    ivf_min_probe: int = 48  # on real e5 vectors recall@10 >= 0.98 needs ~32-64 probed lists
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ivf_shrink <= self.flat_max:
+            raise ValueError("ivf_shrink must be between 0 and flat_max")
+        if self.ivf_rebuild_factor <= 1:
+            raise ValueError("ivf_rebuild_factor must be above 1")
+        if self.ivf_train_per_list < 39:
+            raise ValueError("ivf_train_per_list must be at least 39 (faiss's minimum)")
+        if not 0 < self.ivf_probe_fraction <= 1:
+            raise ValueError("ivf_probe_fraction must be above 0 and at most 1")
+        for name in ("ivf_min_probe", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def recorded(cls, settings: Mapping | None) -> VectorIndexSettings:
+        """The settings a manifest (or a store's settings) records; an index written before
+        they were recorded was built with the defaults, and so are fields it does not name."""
+        given = (settings or {}).get(VECTOR_INDEX_KEY) or {}
+        return cls(**{f.name: given[f.name] for f in fields(cls) if f.name in given})
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import DocumentError, RagError
 
 if TYPE_CHECKING:
-    from .knowledge_base import AddReport, KnowledgeBase
+    from .ingest.ingestor import AddReport, Ingestor
 
 log = logging.getLogger(__name__)
 FILES_PER_TASK = 8
@@ -46,7 +46,7 @@ class Worker:
         """(source, file hash, Prepared or the reason it failed) for each (path, source, hash)."""
         from .chunking import chunk_text, retrieval_text
         from .documents import read_file
-        from .knowledge_base import Prepared, _with_source
+        from .ingest.ingestor import Prepared, _with_source
 
         out: list[tuple[str, str, object]] = []
         for path, source, file_hash in files:
@@ -84,9 +84,9 @@ def connect(address: str, cpus: int | None = None) -> None:
         raise RagError(f"--ray takes local, auto or ray://host:10001, not {address!r}")
 
 
-def ray_items(kb: KnowledgeBase, files: list[Path], report: AddReport, known: dict[str, str | None],
+def ray_items(ingestor: Ingestor, files: list[Path], report: AddReport, known: dict[str, str | None],
               address: str, workers: int | None = None) -> Iterator[tuple[str, str, object]]:
-    """The ``(source, file hash, load)`` items of ``files`` for ``KnowledgeBase._ingest``,
+    """The ``(source, file hash, load)`` items of ``files`` for ``Ingestor.ingest``,
     prepared by Ray workers; ``known`` maps each stored source to its file hash."""
     try:
         import ray
@@ -95,7 +95,7 @@ def ray_items(kb: KnowledgeBase, files: list[Path], report: AddReport, known: di
         raise RagError(f"--ray needs Ray ({exc}): pip install -e '.[scale]'") from exc
 
     from .embedding import file_sha256
-    from .knowledge_base import source_name
+    from .ingest.ingestor import source_name
 
     todo: list[tuple[str, str, str]] = []
     for path in files:
@@ -115,7 +115,7 @@ def ray_items(kb: KnowledgeBase, files: list[Path], report: AddReport, known: di
     batches = [todo[i:i + FILES_PER_TASK] for i in range(0, len(todo), FILES_PER_TASK)]
     n = max(1, min(workers or int(ray.cluster_resources().get("CPU", 1)), len(batches)))
     actor = ray.remote(num_cpus=1)(Worker)
-    pool = ActorPool([actor.remote(kb.embedder.spec, kb.chunking.size, kb.chunking.overlap) for _ in range(n)])
+    pool = ActorPool([actor.remote(ingestor.embedder.spec, ingestor.chunking.size, ingestor.chunking.overlap) for _ in range(n)])
     log.info("indexing %d files with %d Ray workers", len(todo), n)
     for results in pool.map_unordered(lambda a, batch: a.process.remote(batch), batches):
         for source, file_hash, payload in results:

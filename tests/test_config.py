@@ -4,6 +4,7 @@ from the environment when asked."""
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 
@@ -53,6 +54,10 @@ def test_settings_are_frozen_and_checked():
         config.FusionSettings(normalization="max")
     with pytest.raises(ValueError, match="min_found_words"):
         config.GateSettings(min_found_words=1.5)
+    with pytest.raises(ValueError, match="ivf_shrink"):
+        config.VectorIndexSettings(flat_max=1000, ivf_shrink=5000)
+    with pytest.raises(ValueError, match="ivf_train_per_list"):
+        config.VectorIndexSettings(ivf_train_per_list=10)
     with pytest.raises(AttributeError):
         config.ChunkSettings().size = 10  # type: ignore[misc]
 
@@ -64,3 +69,37 @@ def test_offline_defaults_keep_what_the_user_set(monkeypatch):
     import os
 
     assert os.environ["HF_HUB_OFFLINE"] == "0" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_vector_index_settings_are_recorded_and_read_back(tmp_path, fake_model):
+    """A new index records its vector-index settings in the manifest, is built by them (an
+    IVF index past a low ``flat_max``) and reopens with them; an index written before they
+    were recorded (no key) opens, answers and takes writes with the defaults."""
+    from rag import Document
+    from rag.knowledge_base import KnowledgeBase
+    from rag.store import read_manifest
+
+    key, defaults = config.VECTOR_INDEX_KEY, config.VectorIndexSettings()
+    docs = [Document(f"第{i}号通知", f"{city}市第{i}批项目共有{i + 3}家企业入选。", source=f"doc-{i}")
+            for i, city in enumerate(["太原", "大同", "晋中", "长治"] * 30)]
+    plain = KnowledgeBase(tmp_path / "plain", model=fake_model, reader="rules", reranker="none")
+    plain.add_documents(docs[:5])
+    manifest = read_manifest(tmp_path / "plain")
+    assert manifest[key] == defaults.as_dict() and manifest["vector_index"] == "flat"
+
+    low = config.VectorIndexSettings(flat_max=50, ivf_shrink=20)
+    KnowledgeBase(tmp_path / "low", model=fake_model, reader="rules", reranker="none", vector_index=low
+                  ).add_documents(docs)
+    assert read_manifest(tmp_path / "low")["vector_index"].startswith("ivf")
+    again = KnowledgeBase(tmp_path / "low", reader="rules", reranker="none")  # the recorded settings win
+    assert again.ingestor.vector_index == low
+    assert again.search(docs[6].text, top_k=1)[0].source == "doc-6"
+
+    old = dict(manifest)
+    del old[key]
+    (tmp_path / "plain" / "manifest.json").write_text(json.dumps(old, ensure_ascii=False), encoding="utf-8")
+    reopened = KnowledgeBase(tmp_path / "plain", reader="rules", reranker="none")
+    assert key not in reopened.store.settings() and reopened.ingestor.vector_index == defaults
+    assert reopened.search(docs[1].text, top_k=1)[0].source == "doc-1"
+    assert reopened.add_documents(docs[5:8]).added == ["doc-5", "doc-6", "doc-7"]
+    assert reopened.stats()["documents"] == 8 and read_manifest(tmp_path / "plain")["vector_index"] == "flat"

@@ -109,16 +109,20 @@ def test_a_milvus_lite_file_reopens_in_another_process(tmp_path):
     held.close()
 
 
-def test_the_dense_index_turns_hnsw_above_flat_max(tmp_path, monkeypatch):
-    """Exact search while small, HNSW once the collection passes FLAT_MAX (forced low here)."""
+def test_the_dense_index_turns_hnsw_above_flat_max(tmp_path):
+    """Exact search while small, HNSW once the collection passes flat_max (set low here, in
+    the settings the store records)."""
+    from rag.config import VECTOR_INDEX_KEY, VectorIndexSettings
     from rag.retrieval import search
     from rag.store import milvus
-    from tests.test_store_conformance import ARTICLES, batch_of, commit, document, vector
+    from tests.test_store_conformance import ARTICLES, SETTINGS, batch_of, commit, document, vector
 
-    monkeypatch.setattr(milvus, "FLAT_MAX", 3)
+    low = VectorIndexSettings(flat_max=3, ivf_shrink=0)
     store = milvus.MilvusStore(str(tmp_path / "kb.db"))
     try:
-        ids = commit(store, batch_of([document("parks")]))
+        with store.writing({**SETTINGS, VECTOR_INDEX_KEY: low.as_dict()}):
+            ids = store.commit(batch_of([document("parks")]))
+        assert store.settings()[VECTOR_INDEX_KEY] == low.as_dict()
         assert len(ids) <= 3 and store.stats()["dense_index"] == "FLAT"
         ids += commit(store, batch_of([document(k) for k in ARTICLES if k != "parks"]))
         assert len(ids) > 3 and store.stats()["dense_index"] == "HNSW"

@@ -1,6 +1,6 @@
 """The vector index choice (rag.store.new_vector_index / fit_vector_index): exact search for
 small collections, IVF-Flat above a threshold, with removal and reconstruction working in
-both. Thresholds are forced low so that everything runs on a few thousand vectors."""
+both. Thresholds are set low (VectorIndexSettings) so that everything runs on a few thousand vectors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
+from rag.config import VECTOR_INDEX_KEY, VectorIndexSettings
 from rag.lexical import BM25Index
 from rag.retrieval import search
 from rag.store import LocalView
@@ -26,9 +27,8 @@ def clustered(n: int, seed: int = 0, clusters: int = 40) -> np.ndarray:
 
 
 @pytest.fixture
-def low_threshold(monkeypatch):
-    monkeypatch.setattr(store, "FLAT_MAX", 1000)
-    monkeypatch.setattr(store, "IVF_SHRINK", 500)
+def low_threshold() -> VectorIndexSettings:
+    return VectorIndexSettings(flat_max=1000, ivf_shrink=500)
 
 
 def flat_with(x: np.ndarray, ids: np.ndarray):
@@ -42,17 +42,17 @@ def test_small_collections_use_exact_search():
     assert isinstance(index, faiss.IndexIDMap2)
     assert store.vector_index_kind(index) == "flat"
     index.add_with_ids(clustered(200), np.arange(200))
-    assert store.fit_vector_index(index) is index  # below FLAT_MAX nothing changes
+    assert store.fit_vector_index(index) is index  # below flat_max nothing changes
 
 
 def test_ivf_above_threshold_recall_against_exact(low_threshold):
     n = 4000
     x, ids = clustered(n), np.arange(n, dtype=np.int64) * 7 + 3  # ids need not be contiguous
     exact = flat_with(x, ids)
-    ivf = store.fit_vector_index(exact)
+    ivf = store.fit_vector_index(exact, low_threshold)
     assert isinstance(ivf, faiss.IndexIVF)
     assert store.vector_index_kind(ivf).startswith("ivf")
-    assert ivf.ntotal == n and ivf.nprobe >= store.IVF_MIN_PROBE
+    assert ivf.ntotal == n and ivf.nprobe >= low_threshold.ivf_min_probe
     queries = clustered(200, seed=1)
     _, want = exact.search(queries, 10)
     _, got = ivf.search(queries, 10)
@@ -63,7 +63,7 @@ def test_ivf_above_threshold_recall_against_exact(low_threshold):
 def test_ivf_removal_and_reconstruction(low_threshold, tmp_path):
     n = 3000
     x, ids = clustered(n), np.arange(n, dtype=np.int64)
-    ivf = store.fit_vector_index(flat_with(x, ids))
+    ivf = store.fit_vector_index(flat_with(x, ids), low_threshold)
     assert isinstance(ivf, faiss.IndexIVF)
     # float16 codes: reconstructed vectors within 1e-3 of the originals
     np.testing.assert_allclose(ivf.reconstruct_batch(ids[[5, 17, 2999]]), x[[5, 17, 2999]], atol=1e-3)
@@ -89,21 +89,21 @@ def test_ivf_removal_and_reconstruction(low_threshold, tmp_path):
 def test_ivf_shrinks_back_to_exact(low_threshold):
     n = 2000
     x, ids = clustered(n), np.arange(n, dtype=np.int64)
-    ivf = store.fit_vector_index(flat_with(x, ids))
+    ivf = store.fit_vector_index(flat_with(x, ids), low_threshold)
     assert isinstance(ivf, faiss.IndexIVF)
     ivf.remove_ids(np.arange(0, 1700, dtype=np.int64))
-    flat = store.fit_vector_index(ivf)
+    flat = store.fit_vector_index(ivf, low_threshold)
     assert store.vector_index_kind(flat) == "flat" and flat.ntotal == 300
     np.testing.assert_allclose(flat.reconstruct_batch(np.array([1700, 1999], np.int64)), x[[1700, 1999]], atol=1e-3)
 
 
 def test_ivf_retrained_when_collection_grows(low_threshold):
     x = clustered(20000)
-    ivf = store.fit_vector_index(flat_with(x[:1200], np.arange(1200)))
+    ivf = store.fit_vector_index(flat_with(x[:1200], np.arange(1200)), low_threshold)
     assert isinstance(ivf, faiss.IndexIVF)
-    assert store.fit_vector_index(ivf) is ivf  # same size: kept
+    assert store.fit_vector_index(ivf, low_threshold) is ivf  # same size: kept
     ivf.add_with_ids(x[1200:], np.arange(1200, 20000))
-    grown = store.fit_vector_index(ivf)  # 16x the size: lists x4, so retrained
+    grown = store.fit_vector_index(ivf, low_threshold)  # 16x the size: lists x4, so retrained
     assert grown is not ivf and grown.nlist > ivf.nlist and grown.ntotal == 20000
 
 
@@ -113,7 +113,7 @@ def test_store_round_trip_and_hybrid_search(low_threshold, tmp_path):
     x = clustered(n)
     texts = [f"第{i}号文件 关于{'晋中博士创新站' if i % 100 == 0 else '安全生产检查'}的通知" for i in range(n)]
     manifest = {"format": store.FORMAT_VERSION, "model": "test", "dim": DIM, "tokenizer": "bigram",
-                "chunking": {"size": 300, "overlap": 60}, "generation": ""}
+                "chunking": {"size": 300, "overlap": 60}, VECTOR_INDEX_KEY: low_threshold.as_dict(), "generation": ""}
     snap = store.empty_snapshot(tmp_path / "index", manifest)
     vectors = store.new_vector_index(DIM)
     vectors.add_with_ids(x, np.arange(n, dtype=np.int64))

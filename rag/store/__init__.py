@@ -16,10 +16,7 @@ from pathlib import Path
 from ..errors import RagError
 from .base import Batch, ChunkRow, IndexStore, KnownDocument, StoredChunk, StoreView
 from .generations import (
-    FLAT_MAX,
     FORMAT_VERSION,
-    IVF_MIN_PROBE,
-    IVF_SHRINK,
     MANIFEST,
     Snapshot,
     WriteLock,
@@ -41,10 +38,7 @@ from .generations import (
 from .local import LocalStore, LocalView
 
 __all__ = [
-    "FLAT_MAX",
     "FORMAT_VERSION",
-    "IVF_MIN_PROBE",
-    "IVF_SHRINK",
     "MANIFEST",
     "Batch",
     "ChunkRow",

@@ -22,9 +22,20 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..config import VECTOR_INDEX_KEY
 from ..types import Document
 
-SETTINGS_KEYS = ("model", "dim", "chunking", "tokenizer")
+SETTINGS_KEYS = ("model", "dim", "chunking", "tokenizer")  # what every index records about how it was built
+
+
+def recorded_settings(source: dict) -> dict:
+    """The settings an index records, taken from ``source`` (a manifest, or the settings a
+    writer gives): :data:`SETTINGS_KEYS`, and the vector index's settings where given (an
+    index written before they were recorded lacks them, and is built with the defaults)."""
+    settings = {key: source[key] for key in SETTINGS_KEYS}
+    if VECTOR_INDEX_KEY in source:
+        settings[VECTOR_INDEX_KEY] = source[VECTOR_INDEX_KEY]
+    return settings
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Layout of an index folder::
 
-    manifest.json        format version, model, dimension, chunking, tokenizer, generation
+    manifest.json        format version, model, dimension, chunking, tokenizer, vector index
+                         settings and kind, generation
     gen-00000007/        one complete, immutable generation
         rows.sqlite      documents (with their cleaned text) and chunks (offsets)
         dense.faiss      vectors, id = chunk id
@@ -35,6 +36,7 @@ from typing import Self
 
 import numpy as np
 
+from ..config import VectorIndexSettings
 from ..errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexWriteError
 from ..lexical import BM25Index
 
@@ -159,42 +161,36 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 # -- the vector index: exact for small collections, IVF above a measured size -------------
-# benchmarks/scale.py measures the choice (benchmarks/README.md): exact search reads every
-# vector (1.5 KB each) for every question, ~1 ms at 20k vectors but memory-bound above that
-# (~10 ms at 100k, ~60 ms at 1M), so above FLAT_MAX an inverted file scans 1/8 of the
-# vectors (float16 codes: half the bytes) with recall@10 >= 0.98 against exact search on
-# real embeddings. An IVF index with a hash-table direct map keeps remove_ids and
-# reconstruct_batch working (HNSW has no removal).
-FLAT_MAX = 20_000  # collections up to this size use exact search
-IVF_SHRINK = 10_000  # an IVF index that falls below this goes back to exact search
-IVF_REBUILD_FACTOR = 4  # retrain when the ideal list count drifts this far from the current one
-IVF_TRAIN_PER_LIST = 40  # training points per inverted list (faiss's minimum is 39)
-IVF_PROBE_FRACTION = 1 / 8  # share of the lists one query scans
-IVF_MIN_PROBE = 48  # on real e5 vectors recall@10 >= 0.98 needs ~32-64 probed lists
+# benchmarks/scale.py measures the choice (benchmarks/README.md; the figures are in
+# rag.config.VectorIndexSettings, which holds the thresholds). An IVF index with a
+# hash-table direct map keeps remove_ids and reconstruct_batch working (HNSW has no removal).
+_DEFAULT_INDEX = VectorIndexSettings()
 
 
-def ivf_lists(n: int) -> int:
+def ivf_lists(n: int, settings: VectorIndexSettings = _DEFAULT_INDEX) -> int:
     """Inverted lists for ``n`` vectors: about 2 sqrt(n), a power of two, with at least
-    IVF_TRAIN_PER_LIST training points each."""
-    return max(1, min(1 << max(6, round(np.log2(2 * np.sqrt(max(n, 1))))), n // IVF_TRAIN_PER_LIST))
+    ``ivf_train_per_list`` training points each."""
+    return max(1, min(1 << max(6, round(np.log2(2 * np.sqrt(max(n, 1))))), n // settings.ivf_train_per_list))
 
 
-def new_vector_index(dim: int, n: int = 0, train=None):
+def new_vector_index(dim: int, n: int = 0, train=None, settings: VectorIndexSettings = _DEFAULT_INDEX):
     """The one place that chooses the vector index for a collection of ``n`` vectors.
 
-    Up to :data:`FLAT_MAX` vectors: exact inner-product search (``IndexIDMap2`` over
+    Up to ``settings.flat_max`` vectors: exact inner-product search (``IndexIDMap2`` over
     ``IndexFlatIP``). Above: an inverted file with float16 codes (``IndexIVFScalarQuantizer``,
     QT_fp16) and about 2 sqrt(n) lists, trained on ``train`` (a random sample of the vectors
-    to be added), scanning 1/8 of its lists (at least 48) per query, with a hash-table
+    to be added), scanning ``ivf_probe_fraction`` of its lists (at least ``ivf_min_probe``)
+    per query, with a hash-table
     direct map so that ``remove_ids`` and ``reconstruct_batch`` work.
     Vectors are L2-normalized, so inner product is cosine. Ids are the chunk ids.
     """
     import faiss
 
-    if n <= FLAT_MAX or train is None:
+    if n <= settings.flat_max or train is None:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    nlist = min(ivf_lists(n), max(1, len(train) // IVF_TRAIN_PER_LIST))
-    train = np.ascontiguousarray(train[: nlist * IVF_TRAIN_PER_LIST], dtype=np.float32)  # a random sample
+    per_list = settings.ivf_train_per_list
+    nlist = min(ivf_lists(n, settings), max(1, len(train) // per_list))
+    train = np.ascontiguousarray(train[: nlist * per_list], dtype=np.float32)  # a random sample
     # float16 codes: half the bytes each query scans and holds in memory; reconstructed
     # vectors differ from the originals by < 1e-3 per component (cosines by ~1e-5)
     index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_fp16,
@@ -203,7 +199,7 @@ def new_vector_index(dim: int, n: int = 0, train=None):
     index.cp.spherical = True  # unit centroids: with inner product, long centroids would swallow the lists
     index.train(train)
     index.set_direct_map_type(faiss.DirectMap.Hashtable)
-    index.nprobe = min(nlist, max(IVF_MIN_PROBE, round(nlist * IVF_PROBE_FRACTION)))
+    index.nprobe = min(nlist, max(settings.ivf_min_probe, round(nlist * settings.ivf_probe_fraction)))
     return index
 
 
@@ -248,23 +244,25 @@ def search_vectors(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.n
         faiss.omp_set_num_threads(threads)
 
 
-def fit_vector_index(index):
+def fit_vector_index(index, settings: VectorIndexSettings = _DEFAULT_INDEX):
     """``index``, or the same vectors in the kind :func:`new_vector_index` chooses for its
-    size now (flat -> IVF as a collection grows past FLAT_MAX, IVF retrained when its size
-    moved far from what it was trained for, IVF -> flat below IVF_SHRINK)."""
+    size now (flat -> IVF as a collection grows past ``flat_max``, IVF retrained when its size
+    moved far from what it was trained for, IVF -> flat below ``ivf_shrink``)."""
     import faiss
 
     n = index.ntotal
     if isinstance(index, faiss.IndexIVF):
-        ratio = ivf_lists(n) / index.nlist
-        if n >= IVF_SHRINK and 1 / IVF_REBUILD_FACTOR < ratio < IVF_REBUILD_FACTOR:
+        ratio = ivf_lists(n, settings) / index.nlist
+        factor = settings.ivf_rebuild_factor
+        if n >= settings.ivf_shrink and 1 / factor < ratio < factor:
             return index
-    elif n <= FLAT_MAX:
+    elif n <= settings.flat_max:
         return index
     ids, vecs = _all_vectors(index)
     rng = np.random.default_rng(0)
-    sample = vecs[rng.choice(n, min(n, ivf_lists(n) * IVF_TRAIN_PER_LIST), replace=False)] if n else vecs
-    new = new_vector_index(index.d, n if n >= IVF_SHRINK else 0, sample)
+    sample = (vecs[rng.choice(n, min(n, ivf_lists(n, settings) * settings.ivf_train_per_list), replace=False)]
+              if n else vecs)
+    new = new_vector_index(index.d, n if n >= settings.ivf_shrink else 0, sample, settings)
     if n:
         new.add_with_ids(vecs, ids)
     log.info("vector index for %d vectors: %s", n, vector_index_kind(new))
@@ -415,7 +413,7 @@ def write_generation(snapshot: Snapshot, vectors, bm25: BM25Index, changes) -> S
     global _crash_writes
     if _CRASH_AT is not None:
         _crash_writes += 1
-    vectors = fit_vector_index(vectors)
+    vectors = fit_vector_index(vectors, VectorIndexSettings.recorded(snapshot.manifest))
     folder = snapshot.folder
     number = int(snapshot.generation.split("-")[-1]) + 1 if snapshot.generation else 1
     name = f"gen-{number:08d}"

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import IndexCorruptError
 from ..retrieval import top_positive
 from ..types import Document
-from .base import SETTINGS_KEYS, Batch, KnownDocument, StoredChunk
+from .base import Batch, KnownDocument, StoredChunk, recorded_settings
 from .generations import (
     FORMAT_VERSION,
     MANIFEST,
@@ -179,7 +179,7 @@ class LocalStore:
 
     def settings(self) -> dict | None:
         snap = self._base or self.current()
-        return {key: snap.manifest[key] for key in SETTINGS_KEYS} if snap is not None else None
+        return recorded_settings(snap.manifest) if snap is not None else None
 
     def view(self) -> LocalView | None:
         snap = self.current()
@@ -195,7 +195,7 @@ class LocalStore:
         with self._write_lock, WriteLock(self.folder, self.lock_timeout):
             snap = self.current()
             if snap is None:
-                manifest = {"format": FORMAT_VERSION, **{k: settings[k] for k in SETTINGS_KEYS}, "generation": ""}
+                manifest = {"format": FORMAT_VERSION, **recorded_settings(settings), "generation": ""}
                 snap = empty_snapshot(self.folder, manifest)
             self._base = snap
             try:

@@ -6,7 +6,8 @@ if any, from the environment variable ``MILVUS_TOKEN``). Four collections, named
 prefix (``rag`` by default; ``uri#name`` picks another):
 
 * ``rag_chunks``: one row per chunk -- id (assigned here), commit number, document id,
-  offsets, heading path, text, the dense vector (FLAT up to FLAT_MAX chunks, then HNSW) and
+  offsets, heading path, text, the dense vector (FLAT up to ``flat_max`` chunks, then HNSW:
+  :class:`~rag.config.VectorIndexSettings`, recorded with the settings) and
   the BM25 sparse vector of our bigram terms (:mod:`rag.store.sparse`, why below);
 * ``rag_docs``: documents -- title, source, date, metadata, hashes, and the cleaned text in
   pieces of 16,000 characters (a VARCHAR holds at most 65,535 bytes);
@@ -49,14 +50,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import VectorIndexSettings
 from ..errors import IndexWriteError, RagError
 from ..types import Document
 from . import sparse
-from .base import SETTINGS_KEYS, Batch, KnownDocument, StoredChunk
+from .base import Batch, KnownDocument, StoredChunk, recorded_settings
 from .local import content_hash
 
-FLAT_MAX = 20_000  # as the local store: exact search up to here, then HNSW
-HNSW = {"M": 16, "efConstruction": 200}
 TEXT_PIECE = 16_000  # characters of document text per row (4 bytes each at most: < 65,535)
 PAGE = 1000
 QUERY_MAX = 16_384  # Milvus's largest query result
@@ -73,6 +73,7 @@ class MilvusView:
     def __init__(self, store: MilvusStore, state: dict) -> None:
         self.store, self.state = store, state
         self.visible = store.visible(state)
+        self.ef = VectorIndexSettings.recorded(state["settings"]).hnsw_ef_search  # HNSW's search breadth
         self._rows: dict[int, dict] = {}
         self._terms: dict[str, sparse.QueryTerms] = {}
 
@@ -98,7 +99,7 @@ class MilvusView:
     def _search(self, data, field: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k < 1 or self.chunk_count() == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        params = {"metric_type": "IP", "params": {"ef": max(k, 64)} if field == "dense" else {}}
+        params = {"metric_type": "IP", "params": {"ef": max(k, self.ef)} if field == "dense" else {}}
         hits = self.store.client.search(self.store.chunks, data=[data], anns_field=field, limit=min(k, 16384),
                                         filter=self.visible, search_params=params, output_fields=["id"])[0]
         ids = np.array([int(h["id"]) for h in hits], np.int64)
@@ -242,7 +243,7 @@ class MilvusStore:
                 state = self._read_state()
                 if state is None:
                     self._create(settings["dim"])
-                    state = {"settings": {k: settings[k] for k in SETTINGS_KEYS}, "committed": 0, "retire": [],
+                    state = {"settings": recorded_settings(settings), "committed": 0, "retire": [],
                              "next_id": 0, "documents": 0, "chunks": 0, "length": 0, "dense_index": "FLAT",
                              "fresh": True}
                 self._recover(state)
@@ -423,14 +424,16 @@ class MilvusStore:
             self.client.insert(self.docs, rows[lo:lo + 100])
 
     def _fit_dense_index(self, state: dict) -> None:
-        """Exact search while the collection is small, HNSW above FLAT_MAX chunks."""
-        want = "HNSW" if int(state["chunks"]) > FLAT_MAX else "FLAT"
+        """Exact search while the collection is small, HNSW above ``flat_max`` chunks."""
+        settings = VectorIndexSettings.recorded(state["settings"])
+        want = "HNSW" if int(state["chunks"]) > settings.flat_max else "FLAT"
         if want == state.get("dense_index", "FLAT"):
             return
         self.client.release_collection(self.chunks)
         self.client.drop_index(self.chunks, "dense")
         params = self.client.prepare_index_params()
-        params.add_index("dense", index_type=want, metric_type="IP", params=HNSW if want == "HNSW" else {})
+        hnsw = {"M": settings.hnsw_m, "efConstruction": settings.hnsw_ef_construction}
+        params.add_index("dense", index_type=want, metric_type="IP", params=hnsw if want == "HNSW" else {})
         self.client.create_index(self.chunks, params)
         self.client.load_collection(self.chunks)
         state["dense_index"] = want
