@@ -37,6 +37,11 @@ def theme() -> gr.themes.Base:
         button_primary_background_fill_dark="#93c5fd",
         button_primary_background_fill_hover_dark="#bfdbfe",
         button_primary_text_color_dark="#0b1220",
+        # the stop button (取消上传): white on Gradio's red-500 is 3.8:1; red-700 is 6.5:1
+        button_cancel_background_fill="#b91c1c",
+        button_cancel_background_fill_hover="#991b1b",
+        button_cancel_background_fill_dark="#b91c1c",
+        button_cancel_background_fill_hover_dark="#991b1b",
     )
 
 
