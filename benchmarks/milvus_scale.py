@@ -130,7 +130,7 @@ def query_run(folder: str, store: str | None, n: int) -> dict:
             "answer_ms": {"p50": round(pct(times, 50), 1), "p95": round(pct(times, 95), 1),
                           "mean": round(float(np.mean(times)), 1)},
             "rss_bytes": {"before_open": before, "after_open": after_open, "after_questions": rss(), "peak": peak_rss()},
-            "bytes_on_disk": stats.get("bytes")}
+            "bytes_on_disk": stats.get("bytes_on_disk")}
 
 
 def main() -> int:
