@@ -18,6 +18,10 @@ from rag.web import serve
 def main() -> int:
     parser = argparse.ArgumentParser(description="Serve the policy-article question answering app.")
     parser.add_argument("--index-dir", default="index")
+    parser.add_argument("--store", default=None, metavar="URI",
+                        help="where the index lives: local (the index folder), index.db (Milvus Lite) or http(s)://host:port")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="where feedback and uploaded originals go (default: $RAG_DATA_DIR, else the index folder)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--seed", default="data/articles", help="folder indexed first when the index is empty")
@@ -38,7 +42,7 @@ def main() -> int:
 
             generator = Generator(args.llm_url, args.llm_model or "", timeout=args.llm_timeout)
         serve(args.index_dir, args.host, args.port, seed=args.seed, read_only=args.read_only, auth_file=args.auth_file,
-              generator=generator)
+              generator=generator, store=args.store, data_dir=args.data_dir)
     except RagError as exc:
         parser.exit(2, f"error: {exc}\n")
     return 0

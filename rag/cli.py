@@ -162,14 +162,14 @@ def cmd_serve(args) -> int:
         print(f"{args.add_admin} can now log in as admin with --auth-file {args.auth_file}")
         return 0
     server.serve(index_dir=args.index_dir, host=args.host, port=args.port, read_only=args.read_only,
-                 auth_file=args.auth_file, generator=_generator(args), store=args.store)
+                 auth_file=args.auth_file, generator=_generator(args), store=args.store, data_dir=args.data_dir)
     return 0
 
 
 def cmd_feedback(args) -> int:
-    from .feedback import export
+    from .feedback import data_folder, export
 
-    text = export(args.index_dir, args.format, every_vote=args.all)
+    text = export(data_folder(args.index_dir, args.data_dir), args.format, every_vote=args.all)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
@@ -205,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--llm-model", default=None, metavar="NAME", help="model name the endpoint serves")
         g.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
                        help="longest wait for the connection and each piece of the reply (default 60)")
+        return p
+
+    def with_data_dir(p):
+        p.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="where the web app keeps feedback and uploaded originals (default: $RAG_DATA_DIR, "
+                            "else the index folder); app replicas on a Milvus store share one")
         return p
 
     def with_index(p, model: bool = True):
@@ -276,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="where evaluation indexes are cached")
     p.set_defaults(func=cmd_eval)
 
-    p = with_index(sub.add_parser("serve", help="start the web app"), model=False)
+    p = with_data_dir(with_index(sub.add_parser("serve", help="start the web app"), model=False))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     with_llm(p)
@@ -289,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("feedback", help="👍/👎 feedback given in the web app")
     fsub = p.add_subparsers(dest="feedback_command", required=True)
-    p = with_index(fsub.add_parser("export", help="print the feedback (question, answer, passages, vote)"), model=False)
+    p = with_data_dir(with_index(fsub.add_parser("export", help="print the feedback (question, answer, passages, vote)"),
+                                 model=False))
     p.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
     p.add_argument("--all", action="store_true", help="every vote, not only the last one on each answer")
     p.add_argument("--out", default=None, metavar="FILE", help="write to FILE instead of standard output")

@@ -1,6 +1,7 @@
 """👍/👎 feedback on answers, kept next to the index as append-only JSON lines.
 
-Each vote is one line of ``<index>/feedback.jsonl``: when, the vote, the question (as typed
+Each vote is one line of ``<data dir>/feedback.jsonl`` (the data dir is the index folder
+unless ``--data-dir``/``RAG_DATA_DIR`` names another, see :func:`data_folder`): when, the vote, the question (as typed
 and as answered), the answer, its evidence and confidence, and the passages shown (title,
 source, date, score, offsets and text), so a reviewer can see what the reader saw. A changed
 vote is a new line; :func:`export` keeps the last vote per answer unless asked for all.
@@ -23,6 +24,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 FEEDBACK_FILE = "feedback.jsonl"
+DATA_DIR_ENV = "RAG_DATA_DIR"  # where the web app keeps feedback and uploaded originals
 VOTES = ("up", "down")
 _MAX_TEXT = 4000  # characters kept of any one field sent by a browser
 _MAX_PASSAGES = 20
@@ -39,6 +41,13 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def data_folder(index_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
+    """Where the web app keeps what it is given (feedback, uploaded originals): ``data_dir``,
+    else ``$RAG_DATA_DIR``, else the index folder. App replicas on a Milvus store point this
+    at one shared volume so that none of them keeps state of its own."""
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or index_dir)
 
 
 def record(turn: str, vote: str, answer: dict[str, Any]) -> dict[str, Any]:
@@ -65,11 +74,16 @@ def record(turn: str, vote: str, answer: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def append(index_dir: str | os.PathLike, line: dict[str, Any]) -> Path:
-    """Append one record to the index folder's feedback file (created on first use)."""
-    path = Path(index_dir) / FEEDBACK_FILE
+def append(folder: str | os.PathLike, line: dict[str, Any]) -> Path:
+    """Append one record to the folder's feedback file (created on first use). A file lock
+    keeps lines whole when several app replicas share the folder (a long line is more than
+    one write)."""
+    from filelock import FileLock
+
+    path = Path(folder) / FEEDBACK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(line, ensure_ascii=False) + "\n"
-    with _LOCK, open(path, "a", encoding="utf-8") as f:
+    with _LOCK, FileLock(str(path) + ".lock"), open(path, "a", encoding="utf-8") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

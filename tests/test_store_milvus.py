@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,7 +85,7 @@ commit(MilvusStore(sys.argv[1]), batch_of([document(k) for k in ARTICLES]))
 READ = """
 import sys
 from rag.store.milvus import MilvusStore
-s = MilvusStore(sys.argv[1])
+s = MilvusStore(sys.argv[1], lock_timeout=float(sys.argv[2]) if len(sys.argv) > 2 else 600)
 top = s.view().lexical_top_k("晋中有几家省级博士创新站", 1)[0]
 print(s.stats()["documents"], s.document("doc-parks").title, s.view().chunks(top).popitem()[1].doc_id)
 """
@@ -92,8 +93,8 @@ print(s.stats()["documents"], s.document("doc-parks").title, s.view().chunks(top
 
 def test_a_milvus_lite_file_reopens_in_another_process(tmp_path):
     """Written by one process, read by the next (Milvus Lite releases the collections of a
-    reopened file: the store loads them), and a second process at the same time is refused
-    with a clear error."""
+    reopened file: the store loads them), and a second process at the same time waits, then
+    is refused with a clear error."""
     db = str(tmp_path / "kb.db")
     for code in (WRITE, READ):
         result = subprocess.run([sys.executable, "-c", code, db], cwd=REPO, capture_output=True, text=True,
@@ -103,10 +104,86 @@ def test_a_milvus_lite_file_reopens_in_another_process(tmp_path):
     from rag.store.milvus import MilvusStore
 
     held = MilvusStore(db)  # this process holds the file now
-    result = subprocess.run([sys.executable, "-c", READ, db], cwd=REPO, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", READ, db, "1"], cwd=REPO, capture_output=True, text=True,
                             timeout=600, check=False)
-    assert result.returncode != 0 and "is open in one process at a time" in result.stderr
+    assert result.returncode != 0 and "IndexLockedError" in result.stderr
+    assert "is open in one process at a time" in result.stderr and "waited 1 s" in result.stderr
     held.close()
+
+
+def _lock_is_held(lock_file: Path) -> bool:
+    """Whether another process holds ``lock_file`` (a probe that never keeps it)."""
+    import fcntl
+    import os
+
+    if not lock_file.exists():
+        return False
+    fd = os.open(lock_file, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_two_rag_add_processes_on_one_milvus_lite_file_take_turns(tmp_path, minilm_path):
+    """The second `rag add` waits for the first (it is stopped while holding the file, so the
+    two surely overlap) instead of failing, and the store ends with both commits whole."""
+    import signal
+    import time
+
+    from .helpers import CITIES, ENV, write_city_articles
+
+    db = tmp_path / "kb.db"
+    first_docs = write_city_articles(tmp_path / "a", CITIES[:3])
+    second_docs = write_city_articles(tmp_path / "b", CITIES[3:5], thing="学校")
+
+    def rag_add(folder: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "rag.cli", "add", str(folder), "--store", str(db),
+                                 "--model", minilm_path, "-q", "--commit-every", "1"],
+                                cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = rag_add(first_docs)
+    deadline = time.monotonic() + 600
+    while not _lock_is_held(Path(f"{db}.lock")):
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGSTOP)  # holds the file and cannot finish before the second arrives
+    second = rag_add(second_docs)
+    try:
+        waited = []
+        for line in second.stderr:
+            waited.append(line)
+            if "waiting up to" in line:
+                break
+        assert any("another process has" in line and "waiting up to" in line for line in waited), "".join(waited)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out_first, err_first = first.communicate(timeout=600)
+    out_second, err_second = second.communicate(timeout=600)
+    assert first.returncode == 0, err_first[-3000:]
+    assert second.returncode == 0, err_second[-3000:]
+    assert "3 added" in out_first and "2 added" in out_second
+    assert "5 documents" in out_second  # the second built on the first's commits
+
+    from rag.store.milvus import MilvusStore
+
+    store = MilvusStore(str(db))
+    try:
+        rows = store.documents()
+        assert sorted(Path(r["source"]).stem for r in rows) == sorted(CITIES[:5])
+        stats = store.stats()
+        assert stats["documents"] == 5 and stats["chunks"] == sum(r["chunks"] for r in rows)
+        view = store.view()
+        ids, _ = view.lexical_top_k("朔州市今年新建学校", 20)
+        assert len(set(ids.tolist())) == len(ids) and len(ids) == stats["chunks"]  # every chunk once, none twice
+    finally:
+        store.close()
 
 
 def test_the_dense_index_turns_hnsw_above_flat_max(tmp_path):

@@ -34,13 +34,20 @@ bigrams on both development sets (ncp strict R@5 80.4 vs 83.9 at 300/60 chunks, 
 the answer gate needs term document frequencies that the server does not expose. So the
 sparse vectors carry our own bigram BM25 weights and the server only ranks them.
 
-**Not done.** The write lock is per process (and the Lite file is one process's anyway):
-two writers on one Milvus server must not run at once.
+**One writer.** Writes in one process are serialised by a thread lock. A Milvus Lite file is
+open in one process at a time (milvus-lite holds a lock on it); this store takes a file lock
+next to it first (``index.db.lock``), so a second process *waits* for the first to finish
+(up to ``lock_timeout``, as a second writer of the local store does) and then fails with an
+:class:`IndexLockedError` that says why. Milvus itself has no client-side lock or conditional
+write (inserts, upserts and deletes take no precondition), so on a server two writers could
+interleave their commits: run one writer (the indexing job, or one admin replica), the rest
+``--read-only`` (deploy/README.md).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -51,16 +58,48 @@ from pathlib import Path
 import numpy as np
 
 from ..config import VectorIndexSettings
-from ..errors import IndexWriteError, RagError
+from ..errors import IndexLockedError, IndexWriteError, RagError
 from ..types import Document
 from . import sparse
 from .base import Batch, KnownDocument, StoredChunk, recorded_settings
 from .local import content_hash
 
+log = logging.getLogger(__name__)
+
 TEXT_PIECE = 16_000  # characters of document text per row (4 bytes each at most: < 65,535)
 PAGE = 1000
 QUERY_MAX = 16_384  # Milvus's largest query result
 _DUMMY = [0.0, 0.0]  # Milvus wants a vector field in every collection
+
+
+_LITE_HELD: dict[str, object] = {}  # Milvus Lite files this process holds, by absolute path
+_LITE_LOCK = threading.Lock()
+
+
+def _hold_lite_file(path: Path, timeout: float) -> None:
+    """Take the file lock next to a Milvus Lite file for the rest of this process (milvus-lite
+    keeps the file open until exit too), waiting up to ``timeout`` for another process."""
+    from filelock import FileLock, Timeout
+
+    key = str(path.resolve())
+    with _LITE_LOCK:
+        if key in _LITE_HELD:
+            return
+        lock = FileLock(key + ".lock")
+        try:
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                log.warning("another process has %s open; waiting up to %.0f s for it to finish", path, timeout)
+                lock.acquire(timeout=timeout)
+        except Timeout as exc:
+            raise IndexLockedError(
+                f"another process has the Milvus Lite file {path} open (lock file {key}.lock); waited {timeout:.0f} s. "
+                "A Milvus Lite file is open in one process at a time: stop the other `rag` command or `rag serve`, "
+                "or use a Milvus server (http://host:19530) for several processes") from exc
+        except OSError as exc:
+            raise RagError(f"cannot lock the Milvus Lite file {path} ({key}.lock): {exc}") from exc
+        _LITE_HELD[key] = lock
 
 
 def _quote(values: Sequence[str]) -> str:
@@ -164,6 +203,7 @@ class MilvusStore:
         local = not uri.startswith(("http://", "https://"))
         if local:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            _hold_lite_file(Path(uri), lock_timeout)
         token = os.environ.get("MILVUS_TOKEN", "") if not local else ""
         try:
             self.client = MilvusClient(uri, token=token)

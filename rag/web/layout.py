@@ -135,8 +135,9 @@ def _docs_value(old: Any, notice: str = "", failed: list[dict] | None = None) ->
                        "selected": []}, ensure_ascii=False)
 
 
-def _reading(kb) -> dict[str, Callable]:
-    """The widgets' server functions, by the name their JavaScript calls: open to every visitor."""
+def _reading(kb, folder: Path) -> dict[str, Callable]:
+    """The widgets' server functions, by the name their JavaScript calls: open to every visitor.
+    Feedback goes to ``folder`` (see :func:`rag.feedback.data_folder`)."""
     written = WrittenJobs(kb.generator)
 
     def ask(data: dict) -> dict:
@@ -165,7 +166,7 @@ def _reading(kb) -> dict[str, Callable]:
         data = data if isinstance(data, dict) else {}
         try:
             line = feedback_store.record(str(data.get("turn") or ""), str(data.get("vote") or ""), data.get("answer") or {})
-            feedback_store.append(kb.folder, line)
+            feedback_store.append(folder, line)
         except (ValueError, OSError) as exc:
             log.warning("feedback not saved: %s", exc)
             return {"ok": False}
@@ -174,9 +175,10 @@ def _reading(kb) -> dict[str, Callable]:
     return {fn.__name__: fn for fn in (ask, written_poll, written_stop, documents, preview, original, feedback)}
 
 
-def _writing(kb, access) -> dict[str, Callable]:
-    """The events that change the knowledge base; each checks ``access`` on the server."""
-    uploads = Path(kb.folder) / UPLOADS
+def _writing(kb, access, folder: Path) -> dict[str, Callable]:
+    """The events that change the knowledge base; each checks ``access`` on the server.
+    Uploaded originals are kept in ``folder``/uploads."""
+    uploads = folder / UPLOADS
     ProgressEmbedder.install(kb)
     jobs: dict[str, UploadJob] = {}
     jobs_lock = threading.Lock()
@@ -238,13 +240,15 @@ def _writing(kb, access) -> dict[str, Callable]:
     return {fn.__name__: fn for fn in (upload, cancel_upload, remove_selected, login)}
 
 
-def build_app(kb, access=None) -> gr.Blocks:
+def build_app(kb, access=None, data_dir: str | os.PathLike | None = None) -> gr.Blocks:
     """The Gradio app over one shared :class:`~rag.knowledge_base.KnowledgeBase`; ``access``
-    (:class:`~rag.web.server.Access`) decides who may upload and delete (default: anyone)."""
+    (:class:`~rag.web.server.Access`) decides who may upload and delete (default: anyone);
+    feedback and uploaded originals go to ``data_dir`` (:func:`rag.feedback.data_folder`)."""
     from .server import Access
 
     access = access or Access()
-    read, write = _reading(kb), _writing(kb, access)
+    data = feedback_store.data_folder(kb.folder, data_dir)
+    read, write = _reading(kb, data), _writing(kb, access, data)
 
     # -- layout ----------------------------------------------------------------------------
     writable = not access.read_only

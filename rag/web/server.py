@@ -162,11 +162,14 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True
 
 def serve(index_dir: str | os.PathLike = "index", host: str = "127.0.0.1", port: int = 7860, *,
           seed: str | os.PathLike | None = None, block: bool = True, read_only: bool = False,
-          auth_file: str | os.PathLike | None = None, generator=None, store: str | None = None) -> str:
+          auth_file: str | os.PathLike | None = None, generator=None, store: str | None = None,
+          data_dir: str | os.PathLike | None = None) -> str:
     """Open (or create) the index in ``index_dir`` and serve the app on ``host:port``.
     With ``seed``, an index that holds no documents yet is first built from that folder;
     ``generator`` (:class:`rag.answering.Generator`) is kept on the knowledge base for
-    written answers; ``store`` is where the index lives (see :func:`rag.store.open_store`)."""
+    written answers; ``store`` is where the index lives (see :func:`rag.store.open_store`);
+    ``data_dir`` where feedback and uploaded originals go (default ``$RAG_DATA_DIR``, else
+    ``index_dir``): with a Milvus store and a shared ``data_dir`` a replica keeps nothing."""
     from ..knowledge_base import KnowledgeBase
     from .layout import build_app
 
@@ -181,4 +184,4 @@ def serve(index_dir: str | os.PathLike = "index", host: str = "127.0.0.1", port:
         report = kb.add([seed], progress=True)
         for path, reason in report.failed:
             log.warning("skipped %s: %s", path, reason)
-    return launch(build_app(kb, access), host, port, block=block)
+    return launch(build_app(kb, access, data_dir), host, port, block=block)

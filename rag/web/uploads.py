@@ -30,7 +30,7 @@ from .render import basename, render_notice, render_progress
 
 log = logging.getLogger(__name__)
 
-UPLOADS = "uploads"  # folder inside the index dir that keeps uploaded files
+UPLOADS = "uploads"  # folder inside the data dir (rag.feedback.data_folder) that keeps uploaded files
 
 
 class UploadCancelled(Exception):
