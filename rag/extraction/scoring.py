@@ -252,7 +252,7 @@ _CHANGE_TO_RE = re.compile(r"(?:提高|增加|增长|提升|上升|扩大|下降
 
 _RESPECTIVELY_RE = re.compile(r"分别")
 _ITEM_SPLIT_RES = (re.compile(r"、"), re.compile(r"、|和|及|与"))
-_SENTENCE_CUT_RE = re.compile(r"[，,；;。！!？?：:]")
+_CLAUSE_END_RE = re.compile(r"[，,；;。！!？?：:]")  # not 、, which separates the items
 
 
 def respective(question: str, text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -261,11 +261,11 @@ def respective(question: str, text: str, start: int, end: int) -> tuple[int, int
     and the quantities after it pair up in order. None unless the counts agree and one item
     matches the question best."""
     for m in _RESPECTIVELY_RE.finditer(text, max(0, start - 40), min(len(text), end + 40)):
-        cut = _SENTENCE_CUT_RE.search(text, m.end())
+        cut = _CLAUSE_END_RE.search(text, m.end())
         stop = cut.start() if cut else len(text)
         if not (m.end() <= start and end <= stop):
             continue  # the span is not (only) among this sentence's quantities
-        before = [c.end() for c in _SENTENCE_CUT_RE.finditer(text, max(0, m.start() - 80), m.start())]
+        before = [c.end() for c in _CLAUSE_END_RE.finditer(text, max(0, m.start() - 80), m.start())]
         head = text[before[-1] if before else max(0, m.start() - 80):m.start()]
         qty = sorted((q for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE) for q in rx.finditer(text, m.end(), stop)),
                      key=lambda q: q.start())
