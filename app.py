@@ -11,6 +11,7 @@ import argparse
 import logging
 
 import rag  # noqa: F401  (first: it turns off analytics and hub access before gradio is imported)
+from rag.cli import add_data_dir_option, add_llm_options, add_store_option
 from rag.errors import RagError
 from rag.web import serve
 
@@ -18,21 +19,14 @@ from rag.web import serve
 def main() -> int:
     parser = argparse.ArgumentParser(description="Serve the policy-article question answering app.")
     parser.add_argument("--index-dir", default="index")
-    parser.add_argument("--store", default=None, metavar="URI",
-                        help="where the index lives: local (the index folder), index.db (Milvus Lite) or http(s)://host:port")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="where feedback and uploaded originals go (default: $RAG_DATA_DIR, else the index folder)")
+    add_store_option(parser)
+    add_data_dir_option(parser)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--seed", default="data/articles", help="folder indexed first when the index is empty")
     parser.add_argument("--read-only", action="store_true", help="no uploads or deletes")
     parser.add_argument("--auth-file", default=None, help="admins who may upload and delete (see rag serve --help)")
-    parser.add_argument("--llm-url", default=None, metavar="URL",
-                        help="OpenAI-compatible base URL for written answers, e.g. http://127.0.0.1:11434/v1 "
-                             "(off by default; API key from $RAG_LLM_API_KEY)")
-    parser.add_argument("--llm-model", default=None, metavar="NAME", help="model name the endpoint serves")
-    parser.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="longest wait for the connection and each piece of the reply (default 60)")
+    add_llm_options(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:

@@ -192,32 +192,41 @@ def _seconds(text: str) -> float:
     return value
 
 
+def add_store_option(p: argparse.ArgumentParser) -> None:
+    """``--store URI`` (for the CLI's commands and app.py)."""
+    p.add_argument("--store", default=None, metavar="URI",
+                   help="where the index lives: local (default: the index folder), a Milvus Lite file "
+                        "ending in .db, or a Milvus server http(s)://host:port (token from $MILVUS_TOKEN)")
+
+
+def add_data_dir_option(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--data-dir DIR`` (``rag serve``, ``rag feedback export`` and app.py)."""
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="where the web app keeps feedback and uploaded originals (default: $RAG_DATA_DIR, "
+                        "else the index folder); app replicas on a Milvus store share one")
+    return p
+
+
+def add_llm_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``--llm-*`` options of written answers (``rag ask``, ``rag serve`` and app.py)."""
+    g = p.add_argument_group("written answers (optional; the only network use, to this address only)")
+    g.add_argument("--llm-url", default=None, metavar="URL",
+                   help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (vLLM) or "
+                        "http://127.0.0.1:11434/v1 (Ollama); API key from $RAG_LLM_API_KEY")
+    g.add_argument("--llm-model", default=None, metavar="NAME", help="model name the endpoint serves")
+    g.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="longest wait for the connection and each piece of the reply (default 60)")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering over Chinese policy articles.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_llm(p):
-        g = p.add_argument_group("written answers (optional; the only network use, to this address only)")
-        g.add_argument("--llm-url", default=None, metavar="URL",
-                       help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (vLLM) or "
-                            "http://127.0.0.1:11434/v1 (Ollama); API key from $RAG_LLM_API_KEY")
-        g.add_argument("--llm-model", default=None, metavar="NAME", help="model name the endpoint serves")
-        g.add_argument("--llm-timeout", type=float, default=60.0, metavar="SECONDS",
-                       help="longest wait for the connection and each piece of the reply (default 60)")
-        return p
-
-    def with_data_dir(p):
-        p.add_argument("--data-dir", default=None, metavar="DIR",
-                       help="where the web app keeps feedback and uploaded originals (default: $RAG_DATA_DIR, "
-                            "else the index folder); app replicas on a Milvus store share one")
-        return p
-
     def with_index(p, model: bool = True):
         p.add_argument("--index-dir", default="index", help="index folder (default: index)")
-        p.add_argument("--store", default=None, metavar="URI",
-                       help="where the index lives: local (default: the index folder), a Milvus Lite file "
-                            "ending in .db, or a Milvus server http(s)://host:port (token from $MILVUS_TOKEN)")
+        add_store_option(p)
         if model:
             p.add_argument("--model", default=None,
                            help="embedding model: a sentence-transformers name or local path (default: bundled e5-small)")
@@ -262,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="only documents dated on or after this day (2026-01-01, 2026-01 or 2026)")
     p.add_argument("--until", help="only documents dated on or before this day (inclusive)")
     p.add_argument("--doc-type", "--source-type", dest="doc_type", help="only documents of this type (通知, 报告, 法律 …)")
-    with_llm(p)
+    add_llm_options(p)
     p.set_defaults(func=cmd_ask)
 
     for name in ("status", "info"):
@@ -282,10 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="where evaluation indexes are cached")
     p.set_defaults(func=cmd_eval)
 
-    p = with_data_dir(with_index(sub.add_parser("serve", help="start the web app"), model=False))
+    p = add_data_dir_option(with_index(sub.add_parser("serve", help="start the web app"), model=False))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
-    with_llm(p)
+    add_llm_options(p)
     p.add_argument("--read-only", action="store_true", help="no uploads or deletes, in the page or through the API")
     p.add_argument("--auth-file", default=None, metavar="FILE",
                    help="admins (user:salted hash lines) who may upload and delete after logging in; "
@@ -295,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("feedback", help="👍/👎 feedback given in the web app")
     fsub = p.add_subparsers(dest="feedback_command", required=True)
-    p = with_data_dir(with_index(fsub.add_parser("export", help="print the feedback (question, answer, passages, vote)"),
+    p = add_data_dir_option(with_index(fsub.add_parser("export", help="print the feedback (question, answer, passages, vote)"),
                                  model=False))
     p.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
     p.add_argument("--all", action="store_true", help="every vote, not only the last one on each answer")
