@@ -150,6 +150,47 @@ def test_missing_or_mismatched_weights_are_clear_errors(tmp_path):
         ReaderNetwork(folder).load()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_answering_runs_the_trained_network_as_training_built_it(precision):
+    """The functional forward pass and the tokenizers-only encoding answer with exactly what
+    the transformers model (as training builds it, under autocast) and its tokenizer give."""
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from rag.answering.encoder import Encoder
+    from rag.answering.model import build_model, encode, load_tokenizer
+    from rag.embedding import default_model_dir
+
+    base = default_model_dir()
+    texts = [f"山西晋中\n{SEED_SENTENCE}", "短文", "The fox 跳过了 dog；“引号”（括号）５５０６.３万标准箱" * 30]
+    hf = AutoTokenizer.from_pretrained(str(base))(
+        [SEED_QUESTION] * 3, texts, truncation="only_second", max_length=128, padding=True, return_offsets_mapping=True)
+    enc = encode(load_tokenizer(base, 128), SEED_QUESTION, texts)
+    assert enc["input_ids"] == hf["input_ids"] and enc["attention_mask"] == hf["attention_mask"]
+    assert enc["char_start"] == [[a for a, _ in row] for row in hf["offset_mapping"]]
+    assert enc["context"] == [[s == 1 for s in hf.sequence_ids(i)] for i in range(3)]
+
+    freeze = json.loads((SHIPPED_DIR / CONFIG).read_text(encoding="utf-8"))["freeze_layers"]
+    model = build_model(base, freeze_layers=freeze)
+    model.load_state_dict({k: v.float() for k, v in load_file(str(SHIPPED_DIR / WEIGHTS)).items()}, strict=False)
+    model.eval()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    ids, mask = torch.as_tensor(enc["input_ids"]), torch.as_tensor(enc["attention_mask"])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=precision == "bf16"):
+        want = [t.float() for t in model(ids, mask)]
+    with torch.inference_mode():
+        got = [t.float() for t in Encoder.load(base, SHIPPED_DIR / WEIGHTS, freeze, dtype).forward(ids, mask)]
+    for w, g in zip(want, got):
+        assert torch.allclose(w, g, atol=1e-3 if precision == "fp32" else 0.0, rtol=0.0)
+    for i in range(3):
+        allowed = np.asarray(enc["context"][i])
+        assert best_span(want[1][i].numpy(), want[2][i].numpy(), allowed)[:2] == \
+            best_span(got[1][i].numpy(), got[2][i].numpy(), allowed)[:2]
+
+
 def test_pipeline_gate_uses_the_readers_threshold():
     gate_default = Pipeline(RulesReader()).gate
     assert gate_default.threshold(RulesReader()) == RulesReader.min_confidence

@@ -136,6 +136,7 @@ class ReaderNetwork:
 
     def _load(self) -> None:
         from ..embedding import _import_torch, default_model_dir
+        from .encoder import Encoder
 
         config = self._check()
         base = default_model_dir()
@@ -147,22 +148,15 @@ class ReaderNetwork:
             )
         _import_torch()
         import torch
-        from safetensors.torch import load_file
-        from transformers import AutoTokenizer
 
-        model = build_model(base, freeze_layers=int(config.get("freeze_layers", 0)))
-        state = load_file(str(self.folder / WEIGHTS))
-        missing = [k for k in state if k not in model.state_dict()]
-        if missing:
-            raise ModelError(f"the trained reader in {self.folder} does not fit the model ({missing[:3]}...)")
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad = False
         self.dtype = torch.bfloat16 if _fast_bf16() else torch.float32
+        encoder = Encoder.load(base, self.folder / WEIGHTS, int(config.get("freeze_layers", 0)), self.dtype)
+        missing = encoder.missing()
+        if missing:
+            raise ModelError(f"the trained reader in {self.folder} does not fit the model (missing {missing[:3]}...)")
         self.max_length = self._max_length or int(config.get("max_length", 384))
-        self._tok = AutoTokenizer.from_pretrained(str(base))
-        self._model = model
+        self._tok = load_tokenizer(base, self.max_length)
+        self._model = encoder
         log.info("trained reader loaded from %s (%s)", self.folder, self.dtype)
 
     def read(self, question: str, texts: list[str], offsets: list[int] | None = None) -> list[Scored]:
@@ -173,9 +167,9 @@ class ReaderNetwork:
 
         model, tok = self.load()
         offsets = offsets or [0] * len(texts)
-        enc = encode(tok, question, texts, self.max_length)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
-            rel, start, end = model(torch.as_tensor(enc["input_ids"]), torch.as_tensor(enc["attention_mask"]))
+        enc = encode(tok, question, texts)
+        with torch.inference_mode():
+            rel, start, end = model.forward(torch.as_tensor(enc["input_ids"]), torch.as_tensor(enc["attention_mask"]))
         rel, start, end = (t.float().numpy() for t in (rel, start, end))
         out = []
         for i in range(len(texts)):
@@ -187,19 +181,26 @@ class ReaderNetwork:
         return out
 
 
-def encode(tok, question: str, texts: list[str], max_length: int) -> dict[str, list]:
-    """Question/passage pairs as padded ids, with each token's character span in its passage
-    and whether it belongs to the passage (``context``)."""
-    enc = tok([question] * len(texts), texts, truncation="only_second", max_length=max_length,
-              padding=True, return_offsets_mapping=True)
-    context, char_start, char_end = [], [], []
-    for i in range(len(texts)):
-        seq = enc.sequence_ids(i)
-        context.append([s == 1 for s in seq])
-        char_start.append([a for a, _ in enc["offset_mapping"][i]])
-        char_end.append([b for _, b in enc["offset_mapping"][i]])
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-            "context": context, "char_start": char_start, "char_end": char_end}
+def load_tokenizer(base: str | os.PathLike, max_length: int):
+    """The default model's tokenizer (``tokenizers``, without transformers), set to encode
+    (question, passage) pairs cut to ``max_length`` tokens from the passage only, padded to
+    the longest of a batch."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
+    tok.enable_truncation(max_length, strategy="only_second")
+    tok.enable_padding(pad_id=tok.token_to_id("<pad>"), pad_token="<pad>")
+    return tok
+
+
+def encode(tok, question: str, texts: list[str]) -> dict[str, list]:
+    """Question/passage pairs (``tok`` from :func:`load_tokenizer`) as padded ids, with each
+    token's character span in its passage and whether it belongs to the passage (``context``)."""
+    encs = tok.encode_batch([(question, t) for t in texts])
+    return {"input_ids": [e.ids for e in encs], "attention_mask": [e.attention_mask for e in encs],
+            "context": [[s == 1 for s in e.sequence_ids] for e in encs],
+            "char_start": [[a for a, _ in e.offsets] for e in encs],
+            "char_end": [[b for _, b in e.offsets] for e in encs]}
 
 
 def best_span(start: np.ndarray, end: np.ndarray, allowed: np.ndarray,

@@ -30,23 +30,21 @@ from .data import TRAIN_SETS, Example, build_examples
 log = logging.getLogger("rag.training")
 
 
-def tokenize_example(tok, ex: Example, max_length: int) -> list[dict] | None:
+def tokenize_example(tok, ex: Example) -> list[dict] | None:
     """Token ids and span labels of each window; None when the answer is cut off."""
     out = []
     for w in ex.windows:
-        enc = tok(ex.question, w.text, truncation="only_second", max_length=max_length,
-                  return_offsets_mapping=True)
-        seq = enc.sequence_ids()
+        enc = tok.encode(ex.question, w.text)
         start = end = 0
         if w.answer_start >= 0:
-            ctx = [i for i, s in enumerate(seq) if s == 1]
-            offs = enc["offset_mapping"]
+            ctx = [i for i, s in enumerate(enc.sequence_ids) if s == 1]
+            offs = enc.offsets
             starts = [i for i in ctx if offs[i][0] <= w.answer_start < offs[i][1]]
             ends = [i for i in ctx if offs[i][0] < w.answer_end <= offs[i][1]]
             if not starts or not ends:
                 return None
             start, end = starts[0], ends[-1]
-        out.append({"ids": enc["input_ids"], "start": start, "end": end})
+        out.append({"ids": enc.ids, "start": start, "end": end})
     return out
 
 
@@ -97,7 +95,7 @@ def losses(model, batch):
     return span, rel_loss / len(sizes)
 
 
-def evaluate(model, tok, examples: list[Example], max_length: int) -> dict:
+def evaluate(model, tok, examples: list[Example]) -> dict:
     """Held-out reading: the window the model ranks first, its best span (or no answer)."""
     import torch
 
@@ -107,7 +105,7 @@ def evaluate(model, tok, examples: list[Example], max_length: int) -> dict:
     em = f1 = top = 0.0
     for ex in examples:
         texts = [w.text for w in ex.windows]
-        enc = encode(tok, ex.question, texts, max_length)
+        enc = encode(tok, ex.question, texts)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             rel, s, e = model(torch.as_tensor(enc["input_ids"]), torch.as_tensor(enc["attention_mask"]))
         rel, s, e = rel.float().numpy(), s.float().numpy(), e.float().numpy()
@@ -177,7 +175,7 @@ def load_data(args: argparse.Namespace, tok, sets: list[str]) -> tuple[list[list
                               search_share=1.0 if args.search_share else 0.0)
         if args.limit:
             train = train[:args.limit]
-        groups = [g for g in (tokenize_example(tok, ex, args.max_length) for ex in train) if g]
+        groups = [g for g in (tokenize_example(tok, ex) for ex in train) if g]
         data["train"] += groups * repeat.get(name, 1)
         for label, part in ((name, [e for e in held if not e.qid.endswith("#search")]),
                             (f"{name}/search", [e for e in held if e.qid.endswith("#search")])):
@@ -237,7 +235,7 @@ def train(args: argparse.Namespace, model, tok, groups: list[list[dict]], heldou
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed at step %d", step)
     plan = batches(groups, args.batch, random.Random(args.seed + epoch))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 1
+    pad = tok.token_to_id("<pad>")
     t0, seen = time.perf_counter(), 0
     with open(args.out / "log.jsonl", "a", encoding="utf-8") as logf:
         while step < args.steps:
@@ -264,7 +262,7 @@ def train(args: argparse.Namespace, model, tok, groups: list[list[dict]], heldou
                              "args": vars(args) | {"data_dir": str(args.data_dir)}})
             if step % args.eval_every == 0 or step == args.steps:
                 for name, exs in heldout.items():
-                    res = evaluate(model, tok, exs, args.max_length)
+                    res = evaluate(model, tok, exs)
                     _log(logf, {"step": step, "eval": name} | res)
                     log.info("step %d %s: %s", step, name, res)
                 log.info("step %d loss %.3f (%.2f questions/s)", step, loss.item(), rate)
@@ -281,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
-    from transformers import AutoTokenizer
 
+    from ..answering.model import load_tokenizer
     from ..embedding import default_model_dir
 
     if args.threads:
@@ -291,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     base = args.base or default_model_dir()
-    tok = AutoTokenizer.from_pretrained(str(base))
+    tok = load_tokenizer(base, args.max_length)
     args.out.mkdir(parents=True, exist_ok=True)
     sets = [s for s in args.sets.split(",") if s]
     groups, heldout = load_data(args, tok, sets)
