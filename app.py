@@ -11,7 +11,7 @@ import argparse
 import logging
 
 import rag  # noqa: F401  (first: it turns off analytics and hub access before gradio is imported)
-from rag.cli import add_data_dir_option, add_llm_options, add_store_option
+from rag.cli import add_data_dir_option, add_llm_options, add_store_option, generator_from_args
 from rag.errors import RagError
 from rag.web import serve
 
@@ -30,11 +30,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        generator = None
-        if args.llm_url:
-            from rag.answering import Generator
-
-            generator = Generator(args.llm_url, args.llm_model or "", timeout=args.llm_timeout)
+        generator = generator_from_args(args)
         serve(args.index_dir, args.host, args.port, seed=args.seed, read_only=args.read_only, auth_file=args.auth_file,
               generator=generator, store=args.store, data_dir=args.data_dir)
     except RagError as exc:

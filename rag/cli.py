@@ -57,7 +57,7 @@ def cmd_remove(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    generator = _generator(args)
+    generator = generator_from_args(args)
     kb = _kb(args)
     if kb.store.view() is None:  # not a silent "nothing found"
         where = f"--store {args.store}" if args.store else f"--index-dir {args.index_dir}"
@@ -95,8 +95,9 @@ def cmd_ask(args) -> int:
     return 0
 
 
-def _generator(args):
-    """The LLM client the --llm-* options describe, or None without --llm-url."""
+def generator_from_args(args):
+    """The LLM client the --llm-* options describe (``rag ask``, ``rag serve``, app.py), or None
+    without --llm-url."""
     if not getattr(args, "llm_url", None):
         return None
     from .answering import Generator
@@ -162,7 +163,7 @@ def cmd_serve(args) -> int:
         print(f"{args.add_admin} can now log in as admin with --auth-file {args.auth_file}")
         return 0
     server.serve(index_dir=args.index_dir, host=args.host, port=args.port, read_only=args.read_only,
-                 auth_file=args.auth_file, generator=_generator(args), store=args.store, data_dir=args.data_dir)
+                 auth_file=args.auth_file, generator=generator_from_args(args), store=args.store, data_dir=args.data_dir)
     return 0
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 from urllib.parse import urlsplit
 
@@ -31,6 +33,7 @@ from rag.errors import RagError
 from rag.types import Answer, Passage
 
 from .conftest import (
+    REPO,
     SEED_QUESTION,
     SEED_SENTENCE,
     ChatServer,
@@ -458,11 +461,20 @@ def test_cli_llm_url_needs_a_model(seed_index, capsys):
     assert "--llm-model" in capsys.readouterr().err
 
 
+def test_the_web_app_refuses_an_llm_url_without_a_model(tmp_path):
+    """app.py takes the same options, checked the same way, as ``rag serve``."""
+    result = subprocess.run([sys.executable, "app.py", "--index-dir", str(tmp_path / "index"),
+                             "--llm-url", "http://127.0.0.1:1/v1"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 2 and "--llm-model" in result.stderr
+    assert not (tmp_path / "index").exists()
+
+
 def test_cli_serve_builds_the_generator_from_its_flags():
-    from rag.cli import _generator, build_parser
+    from rag.cli import build_parser, generator_from_args
 
     args = build_parser().parse_args(["serve", "--llm-url", "http://127.0.0.1:11434/v1", "--llm-model", "qwen2.5",
                                       "--llm-timeout", "7"])
-    gen = _generator(args)
+    gen = generator_from_args(args)
     assert (gen.endpoint, gen.model, gen.timeout) == ("http://127.0.0.1:11434/v1/chat/completions", "qwen2.5", 7.0)
-    assert _generator(build_parser().parse_args(["serve"])) is None
+    assert generator_from_args(build_parser().parse_args(["serve"])) is None

@@ -51,18 +51,17 @@ class Encoder:
     def load(cls, base: Path, reader_file: Path, freeze_layers: int, dtype) -> Encoder:
         """The frozen part from ``base`` (the converted default model), the rest from
         ``reader_file`` (the reader's ``encoder.*``, ``rel.*`` and ``span.*`` tensors)."""
-        import torch
         from safetensors import safe_open
 
         config = json.loads((base / "config.json").read_text(encoding="utf-8"))
         frozen = ("embeddings.",) + tuple(f"encoder.layer.{i}." for i in range(freeze_layers))
         weights: dict[str, Any] = {}
         with safe_open(str(base / "model.safetensors"), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                 if key != WORD_EMBEDDINGS and key.startswith(frozen):
                     weights[key] = f.get_tensor(key).float()
         with safe_open(str(reader_file), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                 weights[key.removeprefix("encoder.")] = f.get_tensor(key).float()
         for key in list(weights):
             if key.startswith(("encoder.layer.", "rel.", "span.")) and "LayerNorm" not in key:
