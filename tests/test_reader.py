@@ -14,7 +14,7 @@ from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, bes
 from rag.answering.rules import RulesReader
 from rag.answering.trained import TrainedReader, complete_quantity
 from rag.errors import ModelError, RagError
-from rag.extraction import list_only, slot_only
+from rag.extraction import list_only, name_only, respective, slot_only
 from rag.types import Passage
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE
@@ -242,6 +242,8 @@ def test_best_span_respects_order_length_and_mask():
          "69.3%", "85.8%"),
         ("专精特新小巨人企业有多少家", "单项冠军、专精特新“小巨人”分别达到43家、322家。", "43家", "322家"),
         ("进口增长多少", "出口和进口分别增长5%、7%。", "5%", "7%"),
+        ("海南零关税商品税目比例提升到了多少", "商品税目比例由21%提升至74%。", "21%", "74%"),  # where it ended
+        ("税目比例由多少提升至74%", "商品税目比例由21%提升至74%。", "21%", "21%"),  # where it began, asked
         ("出口和进口分别增长多少", "出口和进口分别增长5%、7%。", "5%", "5%"),  # both named: the span stays
         ("上海港集装箱吞吐量是多少", "集装箱吞吐量达到5506.3万标准箱、排名第一，旅客和货邮吞吐量分别达到1.35亿人次、453.8万吨。",
          "5506.3万标准箱、排名第一，旅客和货邮吞吐量分别达到1.35亿人次", "5506.3万标准箱"),  # a span from before
@@ -293,6 +295,37 @@ def test_a_span_stops_at_the_questions_slot(question, text, span, kept):
 def test_a_list_answer_drops_its_count(question, text, span, kept):
     start = text.index(span)
     a, b = list_only(question, text, start, start + len(span))
+    assert text[a:b] == kept
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "span", "kept"),
+    [
+        ("湖北亚洲最大的专业货运机场叫什么", "亚洲最大专业货运机场花湖国际机场成为内陆“空中出海口”。",
+         "花湖国际机场成为内陆“空中出海口”", "花湖国际机场"),
+        ("甘肃刷新投资纪录的是哪个项目", "总投资410亿元的巨化硅氟新材料项目刷新我省单体工业项目投资纪录。",
+         "巨化硅氟新材料项目刷新我省单体工业项目投资纪录", "巨化硅氟新材料项目"),
+        ("奥巴西加盟了哪支球队", "加盟德乙球队霍芬海姆。", "德乙球队霍芬海姆", "德乙球队霍芬海姆"),  # a name follows: kept
+        ("哪个项目刷新了纪录", "巨化硅氟新材料项目", "巨化硅氟新材料项目", "巨化硅氟新材料项目"),  # ends there
+        ("哪些项目刷新了纪录", "甲项目刷新纪录", "甲项目刷新纪录", "甲项目刷新纪录"),  # a list question
+    ],
+)
+def test_a_name_answer_stops_after_the_kind_asked_for(question, text, span, kept):
+    start = text.index(span)
+    a, b = name_only(question, text, start, start + len(span))
+    assert text[a:b] == kept
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "span", "kept"),
+    [
+        ("山东潍宿高铁哪一年建成", "2027年、2028年分别建成津潍、潍宿高铁。", "2027年、2028年", "2028年"),
+        ("津潍高铁哪一年建成", "2027年、2028年分别建成津潍、潍宿高铁。", "2028年", "2027年"),
+    ],
+)
+def test_quantities_before_respectively_pair_with_the_items_after_it(question, text, span, kept):
+    start = text.index(span)
+    a, b = respective(question, text, start, start + len(span))
     assert text[a:b] == kept
 
 

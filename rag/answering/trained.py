@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..extraction import list_only, slot_only
+from ..extraction import list_only, name_only, respective, slot_only
 from ..extraction.candidates import _trim
 from ..types import Passage, Span
 from .model import ReaderNetwork, Scored
@@ -101,7 +101,8 @@ class TrainedReader:
         start, end = _trim(text, start, end, _STRIP)
         if end <= start:
             return None
-        start, end = list_only(question, text, *slot_only(question, text, start, end))
+        start, end = name_only(question, text, *list_only(question, text, *slot_only(question, text, start, end)))
+        start, end = respective(question, text, start, end) or (start, end)
         start, end = complete_quantity(question, text, start, end)
         sent_start, sent_end = sentence_around(text, start, end)
         return Span(text[start:end], best, start, end, sent_start, sent_end, round(best_conf, 4), "model")

@@ -229,6 +229,20 @@ def slot_only(question: str, text: str, start: int, end: int) -> tuple[int, int]
     return start, end
 
 
+def name_only(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A name question's span cut after the kind of thing asked for (its last two characters,
+    lexicon ``NAME_KIND_RES``): 「哪个项目」 and 「巨化硅氟新材料项目刷新我省…纪录」 ->
+    「巨化硅氟新材料项目」; 「货运机场叫什么」 and 「花湖国际机场成为内陆“空中出海口”」 ->
+    「花湖国际机场」, when a verb follows it: 「德乙球队霍芬海姆」 stays."""
+    kind = next((m.group(1) for rx in lx.NAME_KIND_RES for m in [rx.search(question)] if m), "")
+    if not kind or lx.LIST_QUESTION_RE.search(question):
+        return start, end
+    at = text.find(kind[-2:], start + 1, end)
+    cut = at + len(kind[-2:]) if at >= 0 else end
+    after = _tag(text[cut:end])[:1] if cut < end else ()
+    return (start, cut) if after and after[0][1] == "v" else (start, end)
+
+
 # 「…等4个方面」, 「…3项措施」: the count of a list, after its last item
 _LIST_COUNT_RE = re.compile(r"等?[\d一二三四五六七八九十两]+[个项类种条家所大只座批][\u4e00-\u9fff]{0,4}$")
 
@@ -256,21 +270,27 @@ _CLAUSE_END_RE = re.compile(r"[，,；;。！!？?：:]")  # not 、, which sepa
 
 
 def respective(question: str, text: str, start: int, end: int) -> tuple[int, int] | None:
-    """The quantity of the item the question names, in 「A、B分别达到X和Y」 (「数字化研发设计工具
-    普及率达到多少」 -> 「85.8%」, whichever of X and Y the span took): the items before 分别
-    and the quantities after it pair up in order. None unless the counts agree and one item
-    matches the question best."""
+    """The quantity of the item the question names where 分别 pairs items with quantities in
+    order: 「A、B分别达到X和Y」 (「数字化研发设计工具普及率达到多少」 -> 「85.8%」, whichever of X and
+    Y the span took), or the other way round, 「X、Y分别建成A、B」 (「潍宿高铁哪一年建成」 ->
+    「2028年」 of 「2027年、2028年分别建成津潍、潍宿高铁」). None unless the counts agree and one
+    item matches the question best."""
     for m in _RESPECTIVELY_RE.finditer(text, max(0, start - 40), min(len(text), end + 40)):
         cut = _CLAUSE_END_RE.search(text, m.end())
         stop = cut.start() if cut else len(text)
-        if not (m.end() <= start and end <= stop):
-            continue  # the span is not (only) among this sentence's quantities
         before = [c.end() for c in _CLAUSE_END_RE.finditer(text, max(0, m.start() - 80), m.start())]
-        head = text[before[-1] if before else max(0, m.start() - 80):m.start()]
-        qty = sorted((q for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE) for q in rx.finditer(text, m.end(), stop)),
+        begin = before[-1] if before else max(0, m.start() - 80)
+        if m.end() <= start and end <= stop:  # the quantities follow 分别, the items precede it
+            items_at, qty_at = (begin, m.start()), (m.end(), stop)
+        elif begin <= start and end <= m.start():  # the quantities precede it, the items follow
+            items_at, qty_at = (m.end(), stop), (begin, m.start())
+        else:
+            continue  # the span is not (only) among this sentence's quantities
+        part = text[items_at[0]:items_at[1]]
+        qty = sorted((q for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE) for q in rx.finditer(text, *qty_at)),
                      key=lambda q: q.start())
         # 、 first: 和/及/与 also occur inside words (普及率)
-        items = next((i for i in ([t for t in rx.split(head) if t] for rx in _ITEM_SPLIT_RES) if len(i) == len(qty)), [])
+        items = next((i for i in ([t for t in rx.split(part) if t] for rx in _ITEM_SPLIT_RES) if len(i) == len(qty)), [])
         if len(items) < 2:
             continue
         match = [_bigram_share(item, question) for item in items]
@@ -292,7 +312,8 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     whose words (with what precedes it in its clause) best match the question (「7227家、高新
     技术企业3200家」 for 「新增高新技术企业多少家」 -> 「3200家」), and a change keeps where it
     ended (「从26.7%提高到52.1%」 -> 「52.1%」; 「从2020年的5.2万元提高到2025年的7.4万元」 ->
-    「7.4万元」). The first quantity left (a year before another quantity skipped) keeps a
+    「7.4万元」), also when the span holds only where it began (「21%」 of 「由21%提升至74%」). The
+    first quantity left (a year before another quantity skipped) keeps a
     short noun or measure word after it that the question does not name (「5506.3万标准箱」,
     「29微克/立方米」) and is then completed by :func:`count_span`."""
     if _RATIO_RE.search(text, start, end):
@@ -311,6 +332,20 @@ def one_quantity(question: str, text: str, start: int, end: int) -> tuple[int, i
     changes = [m for m in _CHANGE_TO_RE.finditer(text, start, end) if _NUMERAL_RE.match(text, m.end())]
     if changes:
         start = changes[-1].end()
+    start, end = _first_quantity(question, text, start, end)
+    change = _CHANGE_TO_RE.match(text, end)
+    if change and _NUMERAL_RE.match(text, change.end()) and not _ASKS_FROM_RE.search(question):
+        cut = _CLAUSE_CUT_RE.search(text, change.end())  # 「由21%提升至74%」: where it ended
+        return _first_quantity(question, text, change.end(), cut.start() if cut else len(text))
+    return start, end
+
+
+_ASKS_FROM_RE = re.compile(r"[从由](?:多少|几)")  # 「由多少提高到…」 asks where a change began
+
+
+def _first_quantity(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """The first quantity of ``text[start:end]`` (a year before another quantity skipped), with
+    a short noun or measure word after it that the question does not name."""
     qty = [m for rx in (_ARABIC_COUNT_RE, _CN_COUNT_RE) for m in rx.finditer(text, start, end)]
     qty = [m for m in qty if not (_BARE_YEAR_RE.fullmatch(m.group()) and any(o.start() > m.start() for o in qty))]
     if not qty:

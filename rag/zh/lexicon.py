@@ -48,6 +48,10 @@ SLOT_RE = re.compile(rf"(?:{longest_first([w for w in INTERROGATIVES if w not in
 SLOT_FOLLOWERS = "在于是的以为从到了"
 # A question that asks for a list (哪些, 哪几个, 哪4个, 哪三项).
 LIST_QUESTION_RE = re.compile(r"哪些|哪几|哪[\d一二三四五六七八九十两]")
+# The kind of thing a name question asks for: the noun after 哪个/哪家/哪所… (「哪个项目」,
+# 「哪支球队」) or before 叫什么 (「货运机场叫什么」).
+NAME_KIND_RES = (re.compile(r"哪一?[个家座所项条支部]([\u4e00-\u9fff]{1,6}?)(?=[的是在于为由将能会可被把给与和呢吗？?。，,]|$)"),
+                 re.compile(r"([\u4e00-\u9fff]{1,2})(?:的名字|的名称)?(?:叫做?|名叫|称为|名为)什么"))
 # The follow-up rewriter's question words: a measure word goes with 几 / 多少.
 FOLLOWUP_QUESTION_RE = re.compile(
     rf"(?:几[{QUESTION_MEASURES}]?|多少[{QUESTION_MEASURES}]?|"
