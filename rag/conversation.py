@@ -24,7 +24,7 @@ from functools import lru_cache
 from .zh import tag_words
 from .zh.lexicon import FOLLOWUP_QUESTION_RE
 
-__all__ = ["Rewrite", "is_followup", "resolve_followup", "rewrite_followup"]
+__all__ = ["Rewrite", "elliptical_subject", "is_followup", "resolve_followup", "rewrite_followup"]
 
 # Lead-ins and tails that mark an elliptical follow-up.
 _LEAD = re.compile(r"^(?:那么|那末|那个|那|还有|另外|以及|再问一下|再问|请问)[，,、\s]*")
@@ -85,17 +85,10 @@ def rewrite_followup(question: str, previous: str | None) -> Rewrite:
     prev = _core(previous or "")
     if not original or not prev:
         return Rewrite(original, original)
-    text = _TAIL.sub("", original)
-    lead = _LEAD.match(text)
-    body = text[lead.end():] if lead else text
-    ends_ne = bool(re.search(r"呢$", body))
-    body = _PARTICLE_TAIL.sub("", body).strip()
+    body, elliptical = _body(original)
     if not body:
         return Rewrite(original, original)
     has_question_word = bool(_QUESTION.search(body))
-    elliptical = (lead is not None and (ends_ne or len(body) <= _MAX_ELLIPTICAL and not has_question_word)) or (
-        ends_ne and len(body) <= _MAX_ELLIPTICAL
-    )
     prev_tokens = _tokens(prev)
     prev_context = [t for t in prev_tokens if t.kind]
     if elliptical and not has_question_word:
@@ -115,7 +108,32 @@ def rewrite_followup(question: str, previous: str | None) -> Rewrite:
     return Rewrite(original, original)
 
 
+def elliptical_subject(question: str) -> str:
+    """What a 「…呢」 question without a question word asks about (「那国家博士后科研站呢？」
+    -> 「国家博士后科研站」), else ""; asked first, it is answered as it stands, and its answer
+    is what the passage says of that."""
+    question = (question or "").strip()
+    body, elliptical = _body(question)
+    ends_ne = _TAIL.sub("", question).endswith("呢")
+    return body if elliptical and ends_ne and not _QUESTION.search(body) else ""
+
+
 # -- helpers ----------------------------------------------------------------------------
+def _body(question: str) -> tuple[str, bool]:
+    """The question without its lead-in (那, 还有 …) and tail particles, and whether it is
+    elliptical (「那…呢」, a short 「…呢」, a short 「那…」 without a question word)."""
+    text = _TAIL.sub("", question)
+    lead = _LEAD.match(text)
+    body = text[lead.end():] if lead else text
+    ends_ne = bool(re.search(r"呢$", body))
+    body = _PARTICLE_TAIL.sub("", body).strip()
+    has_question_word = bool(_QUESTION.search(body))
+    elliptical = (lead is not None and (ends_ne or len(body) <= _MAX_ELLIPTICAL and not has_question_word)) or (
+        ends_ne and len(body) <= _MAX_ELLIPTICAL
+    )
+    return body, elliptical
+
+
 def _core(question: str) -> str:
     text = re.sub(r"^请问[，,\s]*", "", _TAIL.sub("", question.strip()))
     return _PARTICLE_TAIL.sub("", text).strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.conversation import is_followup, resolve_followup, rewrite_followup
+from rag.conversation import elliptical_subject, is_followup, resolve_followup, rewrite_followup
 
 SEED = "晋中有几家省级博士创新站"
 
@@ -55,6 +55,15 @@ def test_followups_are_rewritten(previous: str, question: str, expected: str) ->
 def test_standalone_questions_are_unchanged(previous: str | None, question: str) -> None:
     assert resolve_followup(question, previous) == question
     assert not is_followup(question, previous)
+
+
+@pytest.mark.parametrize(
+    ("question", "subject"),
+    [("那国家博士后科研站呢？", "国家博士后科研站"), ("国家博士后科研站呢", "国家博士后科研站"),
+     ("那太原呢", "太原"), (SEED, ""), ("那有几家呢", ""), ("呢", ""), ("请问非洲气候带", ""), ("那太原", "")],
+)
+def test_the_subject_of_an_elliptical_question(question: str, subject: str) -> None:
+    assert elliptical_subject(question) == subject
 
 
 def test_chained_followups_use_the_resolved_previous_question() -> None:

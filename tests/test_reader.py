@@ -14,7 +14,7 @@ from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, bes
 from rag.answering.rules import RulesReader
 from rag.answering.trained import TrainedReader, complete_quantity
 from rag.errors import ModelError, RagError
-from rag.extraction import list_only, name_only, respective, slot_only
+from rag.extraction import list_only, name_only, respective, slot_only, subject_clause
 from rag.types import Passage
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE
@@ -47,6 +47,31 @@ def test_model_refuses_what_the_article_does_not_say(seed_index, model_reader, q
 def _report(province: str, text: str, chunk_id: int) -> Passage:
     return Passage(text, f"2026年{province}政府工作报告", f"{province}.txt", "2026-02-01", 1.0,
                    f"doc-{chunk_id}", 0, len(text), chunk_id)
+
+
+def test_an_elliptical_first_question_is_answered_with_the_clause_about_its_subject(seed_index, model_reader):
+    """「那国家博士后科研站呢？」 with no earlier question stands as asked; the answer is what the
+    passage says of 国家博士后科研站, not the whole run of clauses around it."""
+    kb = KnowledgeBase(seed_index, reader=model_reader, reranker=model_reader)
+    a = kb.answer("那国家博士后科研站呢？")
+    assert a.text is not None and "国家博士后科研站" in a.text and "1家" in a.text
+    assert "7家" not in a.text and "," not in a.text
+
+
+@pytest.mark.parametrize(
+    ("subject", "text", "span", "kept"),
+    [
+        ("国家博士后科研站", "获批设立1家国家博士后科研站,7家省级博士创新站;", "1家国家博士后科研站,7家省级博士创新站",
+         "1家国家博士后科研站"),
+        ("院士工作站", "建立院士工作站3家，获批设立1家国家博士后科研站", "建立院士工作站3家，获批设立1家国家博士后科研站",
+         "建立院士工作站3家"),
+        ("太原", "新建公园12座，改造绿地5处", "新建公园12座，改造绿地5处", "新建公园12座，改造绿地5处"),  # not named
+    ],
+)
+def test_a_span_keeps_the_clause_about_the_subject(subject, text, span, kept):
+    start = text.index(span)
+    a, b = subject_clause(subject, text, start, start + len(span))
+    assert text[a:b] == kept
 
 
 @pytest.mark.parametrize("reader", ["rules", "model"])

@@ -19,7 +19,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..extraction import list_only, name_only, respective, slot_only
+from ..conversation import elliptical_subject
+from ..extraction import list_only, name_only, respective, slot_only, subject_clause
 from ..extraction.candidates import _trim
 from ..types import Passage, Span
 from .model import ReaderNetwork, Scored
@@ -103,6 +104,9 @@ class TrainedReader:
             return None
         start, end = name_only(question, text, *list_only(question, text, *slot_only(question, text, start, end)))
         start, end = respective(question, text, start, end) or (start, end)
+        subject = elliptical_subject(question)
+        if subject:
+            start, end = subject_clause(subject, text, start, end)
         start, end = complete_quantity(question, text, start, end)
         sent_start, sent_end = sentence_around(text, start, end)
         return Span(text[start:end], best, start, end, sent_start, sent_end, round(best_conf, 4), "model")

@@ -30,7 +30,16 @@ The package follows those steps: ``patterns.py`` (patterns, thresholds, tagging)
 """
 
 from .question import question_type
-from .scoring import count_span, extract_answer, list_only, name_only, one_quantity, respective, slot_only
+from .scoring import (
+    count_span,
+    extract_answer,
+    list_only,
+    name_only,
+    one_quantity,
+    respective,
+    slot_only,
+    subject_clause,
+)
 
 __all__ = ["count_span", "extract_answer", "list_only", "name_only", "one_quantity", "question_type", "respective",
-           "slot_only"]
+           "slot_only", "subject_clause"]

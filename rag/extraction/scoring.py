@@ -301,6 +301,25 @@ def respective(question: str, text: str, start: int, end: int) -> tuple[int, int
     return None
 
 
+def subject_clause(subject: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A span over several clauses cut to the one that names ``subject`` best: asked
+    「那国家博士后科研站呢？」 with no earlier question, 「1家国家博士后科研站,7家省级博士创新站」 ->
+    「1家国家博士后科研站」. None named: the span stays."""
+    cuts = [start] + [m.end() for m in _SUBJECT_CUT_RE.finditer(text, start, end)] + [end]
+    clauses = [(a, b) for a, b in pairwise(cuts) if text[a:b].strip(_SUBJECT_STRIP)]
+    if len(clauses) < 2:
+        return start, end
+    share = [_bigram_share(text[a:b], subject) for a, b in clauses]
+    if max(share) == 0:
+        return start, end
+    a, b = clauses[share.index(max(share))]
+    return a, b - len(text[a:b]) + len(text[a:b].rstrip(_SUBJECT_STRIP))
+
+
+_SUBJECT_CUT_RE = re.compile(r"[，,；;。！!？?\n]")
+_SUBJECT_STRIP = " \t\r\n\u3000，,；;。！!？?"
+
+
 def _bigram_share(item: str, question: str) -> float:
     """The share of ``item``'s Chinese bigrams found in ``question``."""
     grams = {g for run in _HAN_RE.findall(item) for g in (run[i:i + 2] for i in range(len(run) - 1))}
