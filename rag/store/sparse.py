@@ -10,7 +10,7 @@ the collection's at the time a chunk was written (the local store recomputes it 
 commit), and two terms may share a folded key (about 1 pair in 4,000 among a million
 terms). ``benchmarks/store_parity.py`` measures what this does to retrieval.
 
-Document frequencies are kept by the store as per-commit deltas (:func:`term_counts`), so
+Document frequencies are kept by the store as per-commit deltas (:func:`df_delta`), so
 the IDF of a question's few terms is one small lookup.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from ..lexical import content_words, tokenize
 
@@ -39,12 +40,17 @@ def terms(text: str, tokenizer: str, query: bool = False) -> tuple[np.ndarray, n
     return np.unique(fold(tokenize(text, tokenizer, query=query)), return_counts=True)
 
 
-def chunk_vector(keys: np.ndarray, counts: np.ndarray, avgdl: float) -> dict[int, float]:
-    """The BM25 term-frequency part of each term of one chunk."""
-    length = float(counts.sum())
-    norm = K1 * (1 - B + B * length / max(avgdl, 1e-9))
-    weights = counts * (K1 + 1) / (counts + norm)
-    return {int(k): float(w) for k, w in zip(keys, weights)}
+def chunk_matrix(terms: list[tuple[np.ndarray, np.ndarray]], avgdl: float) -> csr_matrix:
+    """The BM25 term-frequency part of each term of each chunk, one row a chunk (``terms``:
+    each chunk's :func:`terms`), computed for all chunks at once: pymilvus takes the matrix
+    as it is, where a dict per chunk cost more to pack than to write."""
+    sizes = np.array([len(k) for k, _ in terms], np.int64)
+    keys = np.concatenate([k for k, _ in terms] + [np.zeros(0, np.int64)])
+    counts = np.concatenate([c for _, c in terms] + [np.zeros(0, np.int64)]).astype(np.float64)
+    lengths = np.array([c.sum() for _, c in terms], np.float64)
+    norm = np.repeat(K1 * (1 - B + B * lengths / max(avgdl, 1e-9)), sizes)
+    weights = (counts * (K1 + 1) / (counts + norm)).astype(np.float32)
+    return csr_matrix((weights, keys, np.concatenate([[0], np.cumsum(sizes)])), shape=(len(terms), _MAX_KEY))
 
 
 def idf(df: np.ndarray, n: int) -> np.ndarray:
@@ -53,13 +59,17 @@ def idf(df: np.ndarray, n: int) -> np.ndarray:
     return np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
 
 
-def term_counts(vectors: Iterable[dict[int, float]]) -> dict[int, int]:
-    """In how many of ``vectors`` each term occurs."""
-    out: dict[int, int] = {}
-    for vec in vectors:
-        for key in vec:
-            out[key] = out.get(key, 0) + 1
-    return out
+def df_delta(added: np.ndarray, removed: Iterable[dict[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(terms, change in their document frequency) of a commit: ``added`` holds the new
+    chunks' terms (each chunk's once: :func:`chunk_matrix`'s indices), ``removed`` the
+    sparse vectors of the chunks that go. Terms whose count does not change are left out."""
+    gone = [np.fromiter(vec, np.int64, len(vec)) for vec in removed]
+    keys = np.concatenate([np.asarray(added, np.int64)] + gone)
+    signs = np.concatenate([np.ones(len(added), np.int64), -np.ones(len(keys) - len(added), np.int64)])
+    terms, where = np.unique(keys, return_inverse=True)
+    delta = np.bincount(where, weights=signs, minlength=len(terms)).astype(np.int64)
+    keep = delta != 0
+    return terms[keep], delta[keep]
 
 
 class QueryTerms:
