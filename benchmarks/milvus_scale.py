@@ -138,6 +138,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--questions", type=int, default=60)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "milvus_scale.json"))
+    parser.add_argument("--stores", default="local,milvus_lite",
+                        help="which stores, in this order (a run stopped early keeps the first's figures)")
     parser.add_argument("--query-run", nargs=2, metavar=("FOLDER", "STORE"), help=argparse.SUPPRESS)
     parser.add_argument("--write", nargs=2, metavar=("FOLDER", "STORE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -163,8 +165,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         # one process per step: a Milvus Lite file is open in one process at a time
-        for name, folder, uri in (("local", str(tmp_path / "local"), "local"),
-                                  ("milvus_lite", str(tmp_path / "unused"), str(tmp_path / "kb.db"))):
+        places = {"local": (str(tmp_path / "local"), "local"),
+                  "milvus_lite": (str(tmp_path / "unused"), str(tmp_path / "kb.db"))}
+        for name in args.stores.split(","):
+            folder, uri = places[name]
             out["stores"][name] = {}
             for step in ("--write", "--query-run"):
                 proc = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--questions",

@@ -213,3 +213,36 @@ def test_the_dense_index_turns_hnsw_above_flat_max(tmp_path):
         assert search(view, "煤矿智能化改造", query, 3, mode="dense")[0].chunk_id == ids[-1]
     finally:
         store.close()
+
+
+def test_term_counts_stay_exact_across_writers(tmp_path):
+    """A writer keeps the term counts it published, so that a commit need not look them up.
+    After adds, a replacement, a removal and a commit by another writer in between (whose
+    terms overlap the next commit's), every stored count is still the number of live chunks
+    holding the term."""
+    from collections import Counter
+
+    import numpy as np
+
+    from rag.store.milvus import MilvusStore
+    from tests.test_store_conformance import ARTICLES, batch_of, commit, document
+
+    db = str(tmp_path / "kb.db")
+    a, b = MilvusStore(db), MilvusStore(db)
+    try:
+        commit(a, batch_of([document("parks"), document("talent")]))
+        commit(b, batch_of([document("mines")]))  # a's counts miss this commit's terms
+        mines = ARTICLES["mines"][1]
+        commit(a, batch_of([document("parks", "太原市的公园。" + mines[:30])], remove=["doc-parks"]))
+        commit(a, batch_of([], remove=["doc-talent"]))
+        commit(b, batch_of([document("talent")]))
+        for store in (a, b):
+            state = store._read_state()
+            chunks = store._all(store.chunks, store.visible(state), ["sparse"])
+            want = Counter(int(k) for c in chunks for k in c["sparse"])
+            terms = np.array([r["term"] for r in store._all(store.terms, "term >= 0", ["term"])], np.int64)
+            assert {k: v for k, v in store.df(terms, state).items() if v} == dict(want)
+            assert len(chunks) == state["chunks"] and len(want) > 20
+    finally:
+        a.close()
+        b.close()
