@@ -13,7 +13,8 @@ prefix (``rag`` by default; ``uri#name`` picks another):
   pieces of 16,000 characters (a VARCHAR holds at most 65,535 bytes);
 * ``rag_terms``: one row per term: the number of chunks holding it (its document frequency),
   the number before the last commit that changed it, and that commit's number, so that a
-  reader of an older state, or of a state whose commit failed, takes the previous number;
+  reader of an older state, or of a state whose commit failed, takes the previous number
+  (the writer keeps the numbers it published, :class:`_KnownCounts`, and reads only new terms);
 * ``rag_meta``: one row, the state: settings, the last published commit, counts.
 
 **Commits.** Milvus has no transactions, so a commit numbered ``b`` inserts its rows tagged
