@@ -330,15 +330,19 @@ class MilvusStore:
     def _create(self, dim: int) -> None:
         from pymilvus import DataType
 
-        def collection(name: str, fields: list[tuple], index: tuple[str, str, str, dict]) -> None:
+        def collection(name: str, fields: list[tuple], *indexes: tuple[str, str, str, dict]) -> None:
             if self.client.has_collection(name):
                 return
             schema = self.client.create_schema(auto_id=False)
             for field, kind, opts in fields:
                 schema.add_field(field, kind, **opts)
+            self.client.create_collection(name, schema=schema, consistency_level="Strong")
             params = self.client.prepare_index_params()
-            params.add_index(index[0], index_type=index[1], metric_type=index[2], params=index[3])
-            self.client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+            for field, kind, metric, opts in indexes:
+                params.add_index(field, index_type=kind, metric_type=metric, params=opts)
+            # nothing to build in an empty collection; waiting, pymilvus polls every 0.5 s an index
+            self.client.create_index(name, params, sync=False)
+            self.client.load_collection(name)
 
         text = {"max_length": 65535}
         small = ("_v", "FLAT", "L2", {})
@@ -348,10 +352,7 @@ class MilvusStore:
             ("start", DataType.INT64, {}), ("end", DataType.INT64, {}), ("length", DataType.INT64, {}),
             ("heading", DataType.VARCHAR, text), ("text", DataType.VARCHAR, text),
             ("dense", DataType.FLOAT_VECTOR, {"dim": dim}), ("sparse", DataType.SPARSE_FLOAT_VECTOR, {}),
-        ], ("dense", "FLAT", "IP", {}))
-        params = self.client.prepare_index_params()
-        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-        self.client.create_index(self.chunks, params)
+        ], ("dense", "FLAT", "IP", {}), ("sparse", "SPARSE_INVERTED_INDEX", "IP", {}))
         collection(self.docs, [
             ("key", DataType.VARCHAR, {"is_primary": True, "max_length": 600}),
             ("doc_id", DataType.VARCHAR, {"max_length": 512}), ("commit", DataType.INT64, {}),
