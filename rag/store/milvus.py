@@ -340,7 +340,7 @@ class MilvusStore:
             params = self.client.prepare_index_params()
             for field, kind, metric, opts in indexes:
                 params.add_index(field, index_type=kind, metric_type=metric, params=opts)
-            # nothing to build in an empty collection; waiting, pymilvus polls every 0.5 s an index
+            # empty: nothing to wait for (pymilvus would poll each index every 0.5 s)
             self.client.create_index(name, params, sync=False)
             self.client.load_collection(name)
 
