@@ -212,9 +212,10 @@ class KnowledgeBase:
         return self.pipeline.answer(question, passages, evidence)
 
     def warm_up(self, background: bool = False) -> threading.Thread | None:
-        """Load the embedding model, the reader and the reranker now, so that the first upload
-        and the first question do not wait for them; ``background=True`` does it in a
-        daemon thread (the web app's start) and returns the thread."""
+        """Load the embedding model, the reader and the reranker (and what the store loads on
+        its first search) now, so that the first upload and the first question do not wait for
+        them; ``background=True`` does it in a daemon thread (the web app's start) and returns
+        the thread."""
         if background:
             thread = threading.Thread(target=self.warm_up, name="rag-warm-up", daemon=True)
             thread.start()
@@ -222,7 +223,8 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         if hasattr(self.embedder, "warm_up"):
             self.embedder.warm_up()
-        for part in {id(p): p for p in (self.pipeline.reader, self.pipeline.reranker)}.values():
+        view = self.store.view()
+        for part in {id(p): p for p in (self.pipeline.reader, self.pipeline.reranker, view)}.values():
             if hasattr(part, "warm_up"):
                 part.warm_up()
         log.info("warmed up in %.1f s", time.perf_counter() - t0)

@@ -44,6 +44,18 @@ def test_seed_question_through_milvus_lite(milvus_kb):
     assert stats["store"].endswith("kb.db") and stats["documents"] == 1 and stats["chunks"] >= 5
 
 
+def test_warm_up_loads_the_sparse_index_before_the_first_question(milvus_kb, monkeypatch):
+    """The web app's start-up warm-up searches the sparse field once (Milvus Lite loads its
+    index on a process's first sparse search), then questions answer as before."""
+    client = milvus_kb.store.client
+    fields = []
+    real = client.search
+    monkeypatch.setattr(client, "search", lambda *a, **kw: fields.append(kw.get("anns_field")) or real(*a, **kw))
+    milvus_kb.warm_up()
+    assert "sparse" in fields
+    assert milvus_kb.answer(SEED_QUESTION).text == "7家"
+
+
 def test_the_cli_on_a_milvus_lite_store(tmp_path, minilm_path, rules_answering, capsys):
     db = str(tmp_path / "cli.db")
     docs = tmp_path / "docs"

@@ -147,6 +147,12 @@ class MilvusView:
     def chunk_count(self) -> int:
         return int(self.state.get("chunks", 0))
 
+    def warm_up(self) -> None:
+        """Search the sparse index once: Milvus Lite loads it on a process's first sparse search
+        (6 s at 12k chunks, most of a minute at 100k), which would otherwise be the first
+        question's wait. Any vector will do."""
+        self._search({0: 1.0}, "sparse", 1)
+
     def _query_terms(self, question: str) -> sparse.QueryTerms:
         found = self._terms.get(question)
         if found is None:
