@@ -69,9 +69,7 @@ def test_an_elliptical_first_question_is_answered_with_the_clause_about_its_subj
     ],
 )
 def test_a_span_keeps_the_clause_about_the_subject(subject, text, span, kept):
-    start = text.index(span)
-    a, b = subject_clause(subject, text, start, start + len(span))
-    assert text[a:b] == kept
+    assert shaped(subject_clause, subject, text, span) == kept
 
 
 @pytest.mark.parametrize("reader", ["rules", "model"])
@@ -233,6 +231,13 @@ def test_best_span_respects_order_length_and_mask():
     assert best_span(start, end, np.zeros(5, bool))[0] == -1
 
 
+def shaped(rule, question: str, text: str, span: str) -> str:
+    """What a span-shaping ``rule`` makes of ``span`` (its first occurrence in ``text``)."""
+    start = text.index(span)
+    a, b = rule(question, text, start, start + len(span))
+    return text[a:b]
+
+
 @pytest.mark.parametrize(
     "question, text, span, whole",
     [
@@ -285,9 +290,7 @@ def test_best_span_respects_order_length_and_mask():
     ],
 )
 def test_count_answers_are_whole_quantities(question, text, span, whole):
-    start = text.index(span)
-    a, b = complete_quantity(question, text, start, start + len(span))
-    assert text[a:b] == whole
+    assert shaped(complete_quantity, question, text, span) == whole
 
 
 @pytest.mark.parametrize(
@@ -302,9 +305,7 @@ def test_count_answers_are_whole_quantities(question, text, span, whole):
     ],
 )
 def test_a_span_stops_at_the_questions_slot(question, text, span, kept):
-    start = text.index(span)
-    a, b = slot_only(question, text, start, start + len(span))
-    assert text[a:b] == kept
+    assert shaped(slot_only, question, text, span) == kept
 
 
 @pytest.mark.parametrize(
@@ -318,9 +319,7 @@ def test_a_span_stops_at_the_questions_slot(question, text, span, kept):
     ],
 )
 def test_a_list_answer_drops_its_count(question, text, span, kept):
-    start = text.index(span)
-    a, b = list_only(question, text, start, start + len(span))
-    assert text[a:b] == kept
+    assert shaped(list_only, question, text, span) == kept
 
 
 @pytest.mark.parametrize(
@@ -336,9 +335,7 @@ def test_a_list_answer_drops_its_count(question, text, span, kept):
     ],
 )
 def test_a_name_answer_stops_after_the_kind_asked_for(question, text, span, kept):
-    start = text.index(span)
-    a, b = name_only(question, text, start, start + len(span))
-    assert text[a:b] == kept
+    assert shaped(name_only, question, text, span) == kept
 
 
 @pytest.mark.parametrize(
@@ -349,9 +346,7 @@ def test_a_name_answer_stops_after_the_kind_asked_for(question, text, span, kept
     ],
 )
 def test_quantities_before_respectively_pair_with_the_items_after_it(question, text, span, kept):
-    start = text.index(span)
-    a, b = respective(question, text, start, start + len(span))
-    assert text[a:b] == kept
+    assert shaped(respective, question, text, span) == kept
 
 
 @pytest.mark.slow
