@@ -402,18 +402,19 @@ def auc_difference(rows: list[dict], new: list, old: list, resamples: int = 500)
     return out
 
 
+def _cells(f: dict, keys: list[str]) -> str:
+    """A formula's answered / refused / EM per set and style, at its threshold."""
+    return " | ".join(f"{100 * c['answered_rate_answerable']:.1f} / {100 * c['abstention_rate_unanswerable']:.1f}"
+                      f" / {100 * c['exact_match_answerable']:.1f}" for c in (f["at_threshold"][k] for k in keys))
+
+
 def markdown(res: dict) -> str:
     keys = [f"{s}/{st}" for _, s in SETS for st in STYLES]
     head = ("| formula | threshold | min rate | "
             + " | ".join(f"{k} ans / ref / EM" for k in keys) + " |")
     lines = [head, "|" + "---|" * (len(keys) + 3)]
     for name, f in res["formulas"].items():
-        cells = []
-        for k in keys:
-            c = f["at_threshold"][k]
-            cells.append(f"{100 * c['answered_rate_answerable']:.1f} / {100 * c['abstention_rate_unanswerable']:.1f}"
-                         f" / {100 * c['exact_match_answerable']:.1f}")
-        lines.append(f"| {name} | {f['threshold']:.3f} | {100 * f['min_rate']:.1f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {f['threshold']:.3f} | {100 * f['min_rate']:.1f} | " + _cells(f, keys) + " |")
     lines += ["", "ROC AUC, answerable against unanswerable (threshold-free) [95% interval of the difference "
               + "to the shipped formula, paired bootstrap]:", "",
               "| formula | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 1)]
@@ -424,13 +425,8 @@ def markdown(res: dict) -> str:
     lines += ["", "Cross-fitted (parameters and threshold chosen on the other half of the passages):", "",
               head.replace("| threshold ", "| chosen "), lines[1]]
     for name, f in res["cross_fitted"].items():
-        cells = []
-        for k in keys:
-            c = f["at_threshold"][k]
-            cells.append(f"{100 * c['answered_rate_answerable']:.1f} / {100 * c['abstention_rate_unanswerable']:.1f}"
-                         f" / {100 * c['exact_match_answerable']:.1f}")
         chosen = "; ".join(f"{c['param']} t={c['threshold']:.2f}" for c in f["chosen"])
-        lines.append(f"| {name} | {chosen} | {100 * f['min_rate']:.1f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {chosen} | {100 * f['min_rate']:.1f} | " + _cells(f, keys) + " |")
     return "\n".join(lines)
 
 

@@ -133,6 +133,18 @@ def query_run(folder: str, store: str | None, n: int) -> dict:
             "bytes_on_disk": stats.get("bytes_on_disk")}
 
 
+def run_child(script: str, args: list[str], what: str) -> dict:
+    """``script`` run with ``args`` in a fresh process (a Milvus Lite file is open in one process
+    at a time; milvus_write.py also runs another checkout's code this way): the JSON of the
+    last line it prints."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, script, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed (its error is above)")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
@@ -158,8 +170,6 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    import subprocess
-
     out: dict = {"command": "python benchmarks/milvus_scale.py " + " ".join(sys.argv[1:]), "size": args.size,
                  "questions": args.questions, "answering": ANSWERING, "stores": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,12 +181,8 @@ def main() -> int:
             folder, uri = places[name]
             out["stores"][name] = {}
             for step in ("--write", "--query-run"):
-                proc = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--questions",
-                                       str(args.questions), step, folder, uri],
-                                      stdout=subprocess.PIPE, text=True, cwd=ROOT, check=False)
-                if proc.returncode != 0:
-                    raise SystemExit(f"{step} on {name} failed (its error is above)")
-                result = json.loads(proc.stdout.strip().splitlines()[-1])
+                result = run_child(__file__, ["--size", str(args.size), "--questions", str(args.questions),
+                                              step, folder, uri], f"{step} on {name}")
                 out["stores"][name].update(result)
                 print(f"{name} {step}: {json.dumps(result)}", flush=True)
                 Path(args.out).write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")

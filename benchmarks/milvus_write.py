@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -103,17 +102,15 @@ def main() -> int:
         print(json.dumps(child(args.size, args.commit, args.questions)))
         return 0
 
+    from milvus_scale import run_child
+
     trees = {"this": str(ROOT)} | ({"baseline": str(Path(args.baseline).resolve())} if args.baseline else {})
     out: dict = {"command": "python benchmarks/milvus_write.py " + " ".join(sys.argv[1:]), "size": args.size,
                  "commit": args.commit, "answering": ANSWERING, "runs": {name: [] for name in trees}}
     for _ in range(args.rounds):
         for name, tree in reversed(trees.items()):  # the baseline first in each round
-            proc = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--commit", str(args.commit),
-                                   "--questions", str(args.questions), "--child", tree],
-                                  stdout=subprocess.PIPE, text=True, cwd=ROOT, check=False)
-            if proc.returncode != 0:
-                raise SystemExit(f"the pass with {tree} failed (its error is above)")
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            result = run_child(__file__, ["--size", str(args.size), "--commit", str(args.commit),
+                                          "--questions", str(args.questions), "--child", tree], f"the pass with {tree}")
             out["runs"][name].append(result)
             print(f"{name}: {json.dumps(result)}", flush=True)
             Path(args.out).write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
