@@ -85,7 +85,7 @@ def rewrite_followup(question: str, previous: str | None) -> Rewrite:
     prev = _core(previous or "")
     if not original or not prev:
         return Rewrite(original, original)
-    body, elliptical = _body(original)
+    body, elliptical, _ = _body(original)
     if not body:
         return Rewrite(original, original)
     has_question_word = bool(_QUESTION.search(body))
@@ -112,16 +112,15 @@ def elliptical_subject(question: str) -> str:
     """What a 「…呢」 question without a question word asks about (「那国家博士后科研站呢？」
     -> 「国家博士后科研站」), else ""; asked first, it is answered as it stands, and its answer
     is what the passage says of that."""
-    question = (question or "").strip()
-    body, elliptical = _body(question)
-    ends_ne = _TAIL.sub("", question).endswith("呢")
+    body, elliptical, ends_ne = _body((question or "").strip())
     return body if elliptical and ends_ne and not _QUESTION.search(body) else ""
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _body(question: str) -> tuple[str, bool]:
-    """The question without its lead-in (那, 还有 …) and tail particles, and whether it is
-    elliptical (「那…呢」, a short 「…呢」, a short 「那…」 without a question word)."""
+def _body(question: str) -> tuple[str, bool, bool]:
+    """The question without its lead-in (那, 还有 …) and tail particles, whether it is
+    elliptical (「那…呢」, a short 「…呢」, a short 「那…」 without a question word), and
+    whether it ends with 呢."""
     text = _TAIL.sub("", question)
     lead = _LEAD.match(text)
     body = text[lead.end():] if lead else text
@@ -131,7 +130,7 @@ def _body(question: str) -> tuple[str, bool]:
     elliptical = (lead is not None and (ends_ne or len(body) <= _MAX_ELLIPTICAL and not has_question_word)) or (
         ends_ne and len(body) <= _MAX_ELLIPTICAL
     )
-    return body, elliptical
+    return body, elliptical, ends_ne
 
 
 def _core(question: str) -> str:

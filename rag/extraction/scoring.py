@@ -313,7 +313,7 @@ def subject_clause(subject: str, text: str, start: int, end: int) -> tuple[int, 
     if max(share) == 0:
         return start, end
     a, b = clauses[share.index(max(share))]
-    return a, b - len(text[a:b]) + len(text[a:b].rstrip(_SUBJECT_STRIP))
+    return a, a + len(text[a:b].rstrip(_SUBJECT_STRIP))
 
 
 _SUBJECT_CUT_RE = re.compile(r"[，,；;。！!？?\n]")

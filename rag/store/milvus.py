@@ -521,7 +521,7 @@ class MilvusStore:
         for lo in range(0, n, page):
             entities = []
             for f in schema["fields"]:
-                values = columns[f["name"]][lo:lo + page] if f["name"] != "_v" else np.zeros((min(page, n - lo), 2))
+                values = columns[f["name"]][lo:lo + page] if f["name"] != "_v" else [_DUMMY] * min(page, n - lo)
                 if isinstance(values, np.ndarray):
                     values = values.tolist()
                 entities.append({"name": f["name"], "type": f["type"], "values": values})
