@@ -161,6 +161,17 @@ def test_rerank_then_read_is_one_forward_pass(seed_index, monkeypatch):
     assert len(calls) == 1 and calls[0] == min(kb.pipeline.rerank_depth, 8)
 
 
+def test_a_passages_reading_does_not_depend_on_the_passages_read_beside_it(model_reader):
+    """Readings are cached per (question, passage), so they must not change with the other
+    passages of a call (a padded batch changed bf16 sums)."""
+    seed = f"山西晋中\n{SEED_SENTENCE}"
+    longer = "太原市年度报告\n" + "今年太原市新建公园12座，改造老旧小区300个。" * 12
+    alone = model_reader.network.read(SEED_QUESTION, [seed], [5])
+    beside = model_reader.network.read(SEED_QUESTION, [longer, seed], [8, 5])
+    assert beside[1] == alone[0]
+    assert beside[0] == model_reader.network.read(SEED_QUESTION, [longer], [8])[0]
+
+
 def test_missing_or_mismatched_weights_are_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="missing.*--reader rules"):
         ReaderNetwork(tmp_path).load()

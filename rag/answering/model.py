@@ -168,16 +168,19 @@ class ReaderNetwork:
         model, tok = self.load()
         offsets = offsets or [0] * len(texts)
         enc = encode(tok, question, texts)
-        with torch.inference_mode():
-            rel, start, end = model.forward(torch.as_tensor(enc["input_ids"]), torch.as_tensor(enc["attention_mask"]))
-        rel, start, end = (t.float().numpy() for t in (rel, start, end))
         out = []
         for i in range(len(texts)):
-            cand = np.asarray(enc["context"][i]) & (np.asarray(enc["char_start"][i]) >= offsets[i])
-            s, e, best = best_span(start[i], end[i], cand)
+            # one pass per text, unpadded: a reading does not depend on the texts read beside
+            # it (padding changes bf16 sums), and a batch's padding costs more than it saves
+            n = sum(enc["attention_mask"][i])
+            with torch.inference_mode():
+                rel, start, end = (t[0].float().numpy() for t in model.forward(
+                    torch.as_tensor([enc["input_ids"][i][:n]]), torch.as_tensor([enc["attention_mask"][i][:n]])))
+            cand = np.asarray(enc["context"][i][:n]) & (np.asarray(enc["char_start"][i][:n]) >= offsets[i])
+            s, e, best = best_span(start, end, cand)
             cs = enc["char_start"][i][s] - offsets[i] if s >= 0 else -1
             ce = enc["char_end"][i][e] - offsets[i] if e >= 0 else -1
-            out.append(Scored(float(rel[i]), float(start[i][0] + end[i][0]), best, int(cs), int(ce)))
+            out.append(Scored(float(rel), float(start[0] + end[0]), best, int(cs), int(ce)))
         return out
 
 
