@@ -5,7 +5,7 @@
 Indexes the sample article and, when ``../shared/data`` is there, the 31 provincial 2026
 work reports (distractors full of numbers), then asks a fixed list of questions written
 over them. Per question, warm: the query embedding alone (the baseline: what every answer
-pays), ``KnowledgeBase.answer`` with the trained model (reranking the first 8 candidates and
+pays), ``KnowledgeBase.answer`` with the trained model (reranking the first 5 candidates and
 reading the top 5 in the same pass) and with the rules reader (no reranking). Reports p50/p95
 and the ratios to the baseline; writes ``benchmarks/results/reader_speed.json``.
 """
