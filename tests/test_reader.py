@@ -396,6 +396,14 @@ def test_training_runs_and_its_loss_falls(tmp_path):
     assert main(args[:-2] + ["--steps", "14"]) == 0
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r][-2:] == [13, 14]
+    # a soup: the mean of this run's (float16) weights and another reader's
+    assert main(args[:-2] + ["--steps", "14", "--export", str(out / "last")]) == 0
+    assert main(args[:-2] + ["--steps", "14", "--average-with", str(out / "export"), "--export", str(out / "soup")]) == 0
+    from safetensors.torch import load_file
+
+    first, last, soup = (load_file(str(out / d / WEIGHTS)) for d in ("export", "last", "soup"))
+    assert set(soup) == set(first) and any(not (first[k] == last[k]).all() for k in first)
+    assert all((soup[k] == ((first[k].float() + last[k].float()) / 2).half()).all() for k in soup)
     from safetensors import safe_open
 
     with safe_open(str(out / "export" / WEIGHTS), "pt") as f:

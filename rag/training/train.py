@@ -150,6 +150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ckpt-every", type=int, default=25)
     ap.add_argument("--init", type=Path, default=None,
                     help="start from a trained reader's folder (e.g. rag/models/reader) instead of fresh heads")
+    ap.add_argument("--average-with", type=Path, default=None,
+                    help="export the mean of the trained weights and this reader's (e.g. the --init one)")
     ap.add_argument("--search-share", type=float, default=0.0,
                     help="share of questions also trained as search-engine queries (data.search_style)")
     ap.add_argument("--base", type=Path, default=None, help="converted e5 folder (default: the bundled model)")
@@ -184,6 +186,24 @@ def load_data(args: argparse.Namespace, tok, sets: list[str]) -> tuple[list[list
         log.info("%s: %d training questions (%d kept), %d held-out", name, len(train), len(groups), len(held))
     _save(cache, data)
     return data["train"], data["heldout"]
+
+
+def average_into(model, folder: Path) -> None:
+    """Make each trained weight the mean of itself and ``folder``'s reader's: a weight-space
+    average of two fine-tunings of one model ("model soup", Wortsman et al. 2022), which
+    keeps what each learned better than either alone (README, reader stage 3)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ..answering.model import WEIGHTS
+
+    other = load_file(str(folder / WEIGHTS))
+    mine = trainable_state(model)
+    if set(other) != set(mine):
+        raise ValueError(f"{folder} holds other weights than this model trains")
+    with torch.no_grad():
+        # both as shipped (float16), so that the soup is the mean of two shippable readers
+        model.load_state_dict({k: (v.half().float() + other[k].float()) / 2 for k, v in mine.items()}, strict=False)
 
 
 def load_model(args: argparse.Namespace, base: Path):
@@ -296,10 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args, base)
     train(args, model, tok, groups, heldout)
     if args.export:
+        if args.average_with:
+            average_into(model, args.average_with)
         meta = {"freeze_layers": args.freeze_layers, "max_length": args.max_length, "steps": args.steps,
                 "batch": args.batch, "negatives": args.negatives, "lr": args.lr, "seed": args.seed,
                 "sets": sets, "search_share": args.search_share,
-                "init": str(args.init) if args.init else None}
+                "init": str(args.init) if args.init else None,
+                "average_with": str(args.average_with) if args.average_with else None}
         path = export(model, args.export, meta)
         log.info("exported %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return 0
