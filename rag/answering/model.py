@@ -171,7 +171,7 @@ class ReaderNetwork:
         out = []
         for i in range(len(texts)):
             # one pass per text, unpadded: a reading does not depend on the texts read beside
-            # it (padding changes bf16 sums), and a batch's padding costs more than it saves
+            # it (padding changes bf16 sums); as fast as a padded batch (benchmarks/reader_speed.py)
             n = sum(enc["attention_mask"][i])
             with torch.inference_mode():
                 rel, start, end = (t[0].float().numpy() for t in model.forward(
