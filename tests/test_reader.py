@@ -14,7 +14,7 @@ from rag.answering.model import CONFIG, SHIPPED_DIR, WEIGHTS, ReaderNetwork, bes
 from rag.answering.rules import RulesReader
 from rag.answering.trained import TrainedReader, complete_quantity
 from rag.errors import ModelError, RagError
-from rag.extraction import list_only, name_only, respective, slot_only, subject_clause
+from rag.extraction import change_for_amount, list_only, name_only, respective, slot_only, subject_clause
 from rag.types import Passage
 
 from .conftest import SEED_QUESTION, SEED_SENTENCE
@@ -85,6 +85,36 @@ def test_an_answer_from_a_document_about_another_place_is_refused(reader, model_
     shanghai = _report("上海市", "政府工作报告由上海市市长在市十六届人大会议上作。2025年全市生产总值增长5.2%，粮食产量达到90万吨。", 2)
     other = pipeline.answer("上海粮食产量是多少", [shaanxi, shanghai], evidence)  # read from the one that names it
     assert other.text == "90万吨" and other.span.passage == 1 and other.passages == (shaanxi, shanghai)
+
+
+def test_a_rate_of_change_is_not_read_as_the_amount_asked_for(model_reader):
+    """「广东地区生产总值是多少」 wants the amount: a passage that only says its growth rate
+    gives no answer, and with the passage that says the amount, that one is read."""
+    rate = _report("广东省", "今后五年主要目标是：地区生产总值年均增长5%左右，科技自立自强水平大幅提高。", 1)
+    amount = _report("广东省", "过去五年，地区生产总值从11.37万亿元提高到14.58万亿元，人均地区生产总值提高到11万元。", 2)
+    question = "广东地区生产总值是多少"
+    assert model_reader.read(question, [rate]) is None
+    span = model_reader.read(question, [rate, amount])
+    assert span is not None and span.text == "14.58万亿元" and span.passage == 1
+    assert model_reader.read("广东地区生产总值年均增长多少", [rate]).text.startswith("5%")
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "span", "wrong"),
+    [
+        ("广东地区生产总值是多少", "地区生产总值年均增长5%左右，", "5%左右", True),
+        ("GDP是多少", "GDP增长约5.5%，", "5.5%", True),
+        ("粮食产量是多少", "粮食产量下降了2个百分点。", "2个百分点", True),
+        ("湖南全社会研发投入强度是多少", "研发投入强度达到2.62%。", "2.62%", False),  # a level, not a change
+        ("城镇化率是多少", "城镇化率提高到65%。", "65%", False),  # asks a rate
+        ("进出口总额增长目标是多少", "进出口总额增长17.3%。", "17.3%", False),  # asks the change
+        ("GDP是多少", "GDP增长5.5%、达到10.3万亿元。", "10.3万亿元", False),  # an amount
+        ("谁作了报告", "增长5%", "5%", False),  # not a count question
+    ],
+)
+def test_a_rate_of_change_is_told_from_an_amount(question, text, span, wrong):
+    start = text.index(span)
+    assert change_for_amount(question, text, start, start + len(span)) is wrong
 
 
 def test_search_style_rewrites_a_question_as_a_keyword_query():

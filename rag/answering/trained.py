@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..conversation import elliptical_subject
-from ..extraction import list_only, name_only, respective, slot_only, subject_clause
+from ..extraction import change_for_amount, list_only, name_only, respective, slot_only, subject_clause
 from ..extraction.candidates import _trim
 from ..types import Passage, Span
 from .model import ReaderNetwork, Scored
@@ -87,29 +87,37 @@ class TrainedReader:
         return [replace(passages[i], score=_sigmoid(scored[i].relevance)) for i in order]
 
     def read(self, question: str, passages: Sequence[Passage], evidence: Sequence[float] = ()) -> Span | None:
+        """The span of the most confident passage, shaped (:func:`shape_span`); a rate of change
+        where the question asks for an amount (:func:`rag.extraction.change_for_amount`)
+        passes the turn to the next passage."""
         scored = self.scores(question, passages)
-        best, best_conf = -1, -1.0
-        for i, s in enumerate(scored):
-            if s.start < 0:
+        confident = sorted(((math.sqrt(_sigmoid(s.relevance) * _sigmoid(s.best - s.null)), i)
+                            for i, s in enumerate(scored) if s.start >= 0), key=lambda c: -c[0])
+        for conf, i in confident:
+            text = passages[i].text
+            span = shape_span(question, text, scored[i].start, scored[i].end)
+            if span is None:
+                return None
+            start, end = span
+            if change_for_amount(question, text, start, end):
                 continue
-            conf = math.sqrt(_sigmoid(s.relevance) * _sigmoid(s.best - s.null))
-            if conf > best_conf:
-                best, best_conf = i, conf
-        if best < 0:
-            return None
-        text = passages[best].text
-        start, end = scored[best].start, scored[best].end
-        start, end = _trim(text, start, end, _STRIP)
-        if end <= start:
-            return None
-        start, end = name_only(question, text, *list_only(question, text, *slot_only(question, text, start, end)))
-        start, end = respective(question, text, start, end) or (start, end)
-        subject = elliptical_subject(question)
-        if subject:
-            start, end = subject_clause(subject, text, start, end)
-        start, end = complete_quantity(question, text, start, end)
-        sent_start, sent_end = sentence_around(text, start, end)
-        return Span(text[start:end], best, start, end, sent_start, sent_end, round(best_conf, 4), "model")
+            sent_start, sent_end = sentence_around(text, start, end)
+            return Span(text[start:end], i, start, end, sent_start, sent_end, round(conf, 4), "model")
+        return None
+
+
+def shape_span(question: str, text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The model's span after the span rules (README, "Span shaping"); None when trimming
+    leaves nothing."""
+    start, end = _trim(text, start, end, _STRIP)
+    if end <= start:
+        return None
+    start, end = name_only(question, text, *list_only(question, text, *slot_only(question, text, start, end)))
+    start, end = respective(question, text, start, end) or (start, end)
+    subject = elliptical_subject(question)
+    if subject:
+        start, end = subject_clause(subject, text, start, end)
+    return complete_quantity(question, text, start, end)
 
 
 def mixed(scored: Sequence[Scored], passages: Sequence[Passage], weight: float,

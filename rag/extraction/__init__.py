@@ -31,6 +31,7 @@ The package follows those steps: ``patterns.py`` (patterns, thresholds, tagging)
 
 from .question import question_type
 from .scoring import (
+    change_for_amount,
     count_span,
     extract_answer,
     list_only,
@@ -41,5 +42,5 @@ from .scoring import (
     subject_clause,
 )
 
-__all__ = ["count_span", "extract_answer", "list_only", "name_only", "one_quantity", "question_type", "respective",
+__all__ = ["change_for_amount", "count_span", "extract_answer", "list_only", "name_only", "one_quantity", "question_type", "respective",
            "slot_only", "subject_clause"]

@@ -40,7 +40,7 @@ from .patterns import (
     _UNIT_END_RE,
     _tag,
 )
-from .question import _analyze, _Question, _resolve_terms
+from .question import _analyze, _Question, _resolve_terms, question_type
 
 # --------------------------------------------------------------------------------------
 # Candidate scoring
@@ -211,6 +211,24 @@ def count_span(question: str, text: str, start: int, end: int) -> tuple[int, int
             end = head.end()
     lead = _LEAD_QUALIFIER_RE.search(text, max(0, start - 3), start) if _NUMERAL_RE.match(text, start) else None
     return lead.start() if lead else start, _quantity_end(question, text, start, end)
+
+
+# a change said of the quantity: 「增长5.5%」, 「下降3个百分点」 -- not 「提高到65%」, which is a level
+_CHANGE_SAID_RE = re.compile(r"(?:增长|增速|增幅|提高|提升|上升|增加|下降|降低|减少|回落|上涨)(?:了|约|近|超过?)?$")
+_CHANGE_ASKED_RE = re.compile(r"增|降|提高|提升|上升|减少|上涨|回落|变化|率|比重|占比|比例|百分|%|％|倍|目标")
+
+
+def change_for_amount(question: str, text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is a rate of change (「地区生产总值年均增长5%左右」) while the
+    count question asks for an amount and says nothing of change or rate (「广东地区生产总值
+    是多少」): the wrong kind of number, however well its passage fits."""
+    if question_type(question) != "count" or _CHANGE_ASKED_RE.search(question):
+        return False
+    number = re.search(r"\d[\d.]*\s*(?:%|％|个百分点)", text[start:end])
+    if not number:
+        return False
+    at = start + number.start()
+    return bool(_CHANGE_SAID_RE.search(text[max(0, at - 6):at]))
 
 
 def slot_only(question: str, text: str, start: int, end: int) -> tuple[int, int]:
