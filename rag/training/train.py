@@ -190,8 +190,8 @@ def load_data(args: argparse.Namespace, tok, sets: list[str]) -> tuple[list[list
 
 def average_into(model, folder: Path) -> None:
     """Make each trained weight the mean of itself and ``folder``'s reader's: a weight-space
-    average of two fine-tunings of one model ("model soup", Wortsman et al. 2022), which
-    keeps what each learned better than either alone (README, reader stage 3)."""
+    average of two fine-tunings of one model ("model soup", Wortsman et al. 2022). For stages
+    2 and 3 it kept most of what each read better, not all (model card, stage 3)."""
     import torch
     from safetensors.torch import load_file
 
